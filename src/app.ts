@@ -1,0 +1,89 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createAuthorizer } from './auth/index.js';
+import { BlobFiles } from './blobstore/files.js';
+import { BlobService } from './blobstore/service.js';
+import { UploadSessions } from './blobstore/uploads.js';
+import type { Config } from './config.js';
+import { MetadataIndex } from './db/index.js';
+import { oci } from './errors.js';
+import { ManifestService } from './manifests/service.js';
+import { handleError } from './routes/errors.js';
+import { registryRoutes } from './routes/index.js';
+
+const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
+
+/**
+ * Builds the registry: storage, index, services and routes. Never listens; the
+ * caller (server.ts, tests) decides where. Closing the app closes the index.
+ */
+export async function buildApp(config: Config): Promise<FastifyInstance> {
+  await mkdir(config.storage.root, { recursive: true });
+  const files = new BlobFiles(config.storage.root, config.storage.fsync);
+  await files.init();
+  const index = new MetadataIndex(join(config.storage.root, 'index.db'), { durable: config.storage.fsync });
+  const blobs = new BlobService(files, index);
+  const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
+  const manifests = new ManifestService(index);
+
+  const app = Fastify({
+    logger: { level: config.log.level, redact: ['req.headers.authorization'] },
+    disableRequestLogging: true,
+    // Uploads of many GiB may take a long time; Fastify must not cut them off.
+    requestTimeout: 0,
+    bodyLimit: config.manifests.maxBytes,
+    return503OnClosing: true,
+  });
+
+  try {
+    await uploads.recover();
+    const purged = await uploads.purgeIdle();
+    if (purged > 0) app.log.info({ purged }, 'purged idle upload sessions');
+  } catch (err) {
+    index.close();
+    throw err;
+  }
+  const purgeTimer = setInterval(() => {
+    uploads.purgeIdle().then(
+      (purged) => purged > 0 && app.log.info({ purged }, 'purged idle upload sessions'),
+      (err: unknown) => app.log.error({ err }, 'purging upload sessions failed'),
+    );
+  }, config.uploads.purgeInterval);
+  purgeTimer.unref();
+
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header(API_VERSION_HEADER, 'registry/2.0');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        bytesIn: Number(request.headers['content-length'] ?? 0),
+        bytesOut: Number(reply.getHeader('content-length') ?? 0),
+        durationMs: Math.round(reply.elapsedTime),
+      },
+      'request',
+    );
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(purgeTimer);
+    index.close();
+  });
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    const error = request.url.startsWith('/v2')
+      ? oci('UNSUPPORTED', `${request.method} is not supported`)
+      : oci('UNSUPPORTED', 'not found', undefined, { status: 404 });
+    return handleError(error, request, reply);
+  });
+
+  await app.register(registryRoutes, {
+    services: { config, blobs, uploads, manifests },
+    authorizer: createAuthorizer(config.auth.mode),
+  });
+  return app;
+}

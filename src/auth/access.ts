@@ -1,0 +1,26 @@
+import type { ApiPath } from '../routes/path.js';
+
+export type Action = 'pull' | 'push' | 'delete';
+
+/** What a request needs: actions on repositories, or registry-wide catalog access. */
+export interface AccessRequest {
+  repositories: ReadonlyArray<{ name: string; actions: readonly Action[] }>;
+  catalog: boolean;
+}
+
+/**
+ * Access is computed in one place from method and route: GET/HEAD pull,
+ * POST/PUT/PATCH pull+push, DELETE delete; a cross-repository mount also needs
+ * pull on the source.
+ */
+export function requiredAccess(method: string, path: ApiPath, mountFrom: string | undefined): AccessRequest {
+  if (path.kind === 'base' || path.kind === 'unknown') return { repositories: [], catalog: false };
+  if (path.kind === 'catalog') return { repositories: [], catalog: true };
+  const actions: Action[] =
+    method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
+  const repositories = [{ name: path.name, actions }];
+  if (path.kind === 'uploads' && method === 'POST' && mountFrom !== undefined) {
+    repositories.push({ name: mountFrom, actions: ['pull'] });
+  }
+  return { repositories, catalog: false };
+}

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import type { ReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { MetadataIndex } from '../db/index.js';
+import { createDigester, type Digest } from '../digest.js';
+import { oci } from '../errors.js';
+import type { BlobFiles } from './files.js';
+import { receiveInto } from './receive.js';
+
+/**
+ * Blobs as a repository sees them: a global content-addressed store plus per-repository
+ * links. A blob is served from a repository only if it was pushed or mounted there.
+ */
+export class BlobService {
+  constructor(
+    private readonly files: BlobFiles,
+    private readonly index: MetadataIndex,
+  ) {}
+
+  /** Size of `digest` as served by `repo`; BLOB_UNKNOWN (or NAME_UNKNOWN) otherwise. */
+  stat(repo: string, digest: Digest): number {
+    const size = this.index.linkedBlobSize(repo, digest.value);
+    if (size !== undefined) return size;
+    if (this.index.repositoryId(repo) === undefined) throw oci('NAME_UNKNOWN', `repository "${repo}" is not known`, { name: repo });
+    throw oci('BLOB_UNKNOWN', `blob ${digest.value} is unknown to repository "${repo}"`, { digest: digest.value });
+  }
+
+  read(digest: Digest, range?: { start: number; end: number }): ReadStream {
+    return this.files.read(digest, range);
+  }
+
+  /** Removes the repository's link; the bytes stay in the store for other repositories. */
+  unlink(repo: string, digest: Digest): void {
+    this.stat(repo, digest);
+    this.index.unlinkBlob(this.index.repositoryId(repo)!, digest.value);
+  }
+
+  /**
+   * Cross-repository mount. With `from`, the blob must be linked there; without it,
+   * any blob already in the store is linked (automatic mount). Returns the size, or
+   * undefined when nothing could be mounted and the client should upload.
+   */
+  mount(repo: string, digest: Digest, from: string | undefined): number | undefined {
+    const size = from === undefined ? this.index.blobSize(digest.value) : this.index.linkedBlobSize(from, digest.value);
+    if (size !== undefined) this.index.linkBlob(repo, digest.value);
+    return size;
+  }
+
+  /** Monolithic upload: stream into a temp file, verify, commit. */
+  async put(repo: string, digest: Digest, body: Readable): Promise<number> {
+    const temp = this.files.tempPath(randomUUID());
+    try {
+      const hash = createDigester(digest.algorithm);
+      const size = await receiveInto(body, temp, hash, 'w');
+      const actual = `${digest.algorithm}:${hash.digest('hex')}`;
+      if (actual !== digest.value) throw digestMismatch(digest.value, actual);
+      await this.commit(repo, temp, digest, size);
+      return size;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /**
+   * Makes verified bytes at `source` a blob of `repo`: into the store first (durable),
+   * then the index row that points at it. `source` is consumed.
+   */
+  async commit(repo: string, source: string, digest: Digest, size: number): Promise<void> {
+    if (this.index.blobSize(digest.value) !== undefined && (await this.files.exists(digest))) {
+      await rm(source, { force: true });
+    } else {
+      await this.files.publish(source, digest);
+    }
+    this.index.addBlob(repo, digest.value, size);
+  }
+}
+
+export function digestMismatch(expected: string, actual: string) {
+  return oci('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected, actual });
+}

@@ -1,0 +1,164 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { rm, stat, writeFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { MetadataIndex } from '../db/index.js';
+import { createDigester, type Digest } from '../digest.js';
+import { oci } from '../errors.js';
+import type { BlobFiles } from './files.js';
+import { hashFile, receiveInto } from './receive.js';
+import { digestMismatch, type BlobService } from './service.js';
+
+/** A running sha256 over an upload's bytes, valid while `offset` equals the file size. */
+interface LiveHash {
+  hash: Hash;
+  offset: number;
+}
+
+/** Bytes a client says a chunk covers (`Content-Range: start-end`, inclusive). */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Resumable upload sessions: a row in the index plus a data file under uploads/.
+ * Chunks are appended and hashed as they stream; the running hash lives in memory
+ * and is rebuilt from the file when missing (after a restart) or out of step.
+ */
+export class UploadSessions {
+  private readonly live = new Map<string, LiveHash>();
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly files: BlobFiles,
+    private readonly index: MetadataIndex,
+    private readonly blobs: BlobService,
+    private readonly idleTimeoutMs: number,
+  ) {}
+
+  /** Reconciles rows and files after a restart: each side without the other is dropped. */
+  async recover(): Promise<void> {
+    const rows = this.index.uploadIds();
+    const files = new Set(await this.files.listUploadFiles());
+    for (const file of files) if (!rows.has(file)) await rm(this.files.uploadPath(file), { force: true });
+    for (const id of rows) if (!files.has(id)) this.index.deleteUpload(id);
+  }
+
+  async create(repo: string): Promise<string> {
+    const id = randomUUID();
+    // File first: a crash in between leaves an orphan file, which recover() removes.
+    await writeFile(this.files.uploadPath(id), '');
+    this.index.createUpload(id, repo);
+    this.live.set(id, { hash: createDigester('sha256'), offset: 0 });
+    return id;
+  }
+
+  /** Current size of the session's data. */
+  async offset(repo: string, id: string): Promise<number> {
+    this.session(repo, id);
+    return this.fileSize(id);
+  }
+
+  async append(repo: string, id: string, body: Readable, range: ChunkRange | undefined): Promise<number> {
+    return this.exclusive(repo, id, async () => {
+      await this.appendChunk(id, body, range);
+      return this.fileSize(id);
+    });
+  }
+
+  /** Appends an optional last chunk, verifies the digest, and commits the blob. */
+  async complete(repo: string, id: string, digest: Digest, body: Readable | undefined, range: ChunkRange | undefined): Promise<number> {
+    return this.exclusive(repo, id, async () => {
+      if (body) await this.appendChunk(id, body, range);
+      const path = this.files.uploadPath(id);
+      const size = await this.fileSize(id);
+      const live = this.live.get(id);
+      const hash =
+        digest.algorithm === 'sha256' && live && live.offset === size ? live.hash : (await hashFile(path, digest.algorithm)).hash;
+      const actual = `${digest.algorithm}:${hash.digest('hex')}`;
+      if (actual !== digest.value) {
+        await this.remove(id);
+        throw digestMismatch(digest.value, actual);
+      }
+      await this.blobs.commit(repo, path, digest, size);
+      this.index.deleteUpload(id);
+      this.live.delete(id);
+      return size;
+    });
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.exclusive(repo, id, () => this.remove(id));
+  }
+
+  /** Removes sessions idle for longer than the configured timeout; returns how many. */
+  async purgeIdle(now = Date.now()): Promise<number> {
+    const stale = this.index.uploadsIdleSince(now - this.idleTimeoutMs).filter((id) => !this.busy.has(id));
+    for (const id of stale) await this.remove(id);
+    return stale.length;
+  }
+
+  private session(repo: string, id: string): void {
+    const row = this.index.getUpload(id);
+    if (!row || row.repo !== repo || row.updatedAt < Date.now() - this.idleTimeoutMs) {
+      throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown to repository "${repo}"`, { uuid: id });
+    }
+  }
+
+  /** One request at a time per session: a second one would race on the file and the hash. */
+  private async exclusive<T>(repo: string, id: string, work: () => Promise<T>): Promise<T> {
+    this.session(repo, id);
+    if (this.busy.has(id)) {
+      throw oci('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid: id }, { status: 409 });
+    }
+    this.busy.add(id);
+    try {
+      return await work();
+    } finally {
+      this.busy.delete(id);
+      if (this.index.getUpload(id)) this.index.touchUpload(id);
+    }
+  }
+
+  private async appendChunk(id: string, body: Readable, range: ChunkRange | undefined): Promise<void> {
+    const offset = await this.fileSize(id);
+    if (range && range.start !== offset) {
+      throw oci('BLOB_UPLOAD_INVALID', `chunk must start at offset ${offset}`, { offset, start: range.start }, {
+        status: 416,
+        headers: { Range: rangeHeader(offset) },
+      });
+    }
+    let live = this.live.get(id);
+    if (!live || live.offset !== offset) {
+      const rebuilt = await hashFile(this.files.uploadPath(id), 'sha256');
+      live = { hash: rebuilt.hash, offset: rebuilt.size };
+      this.live.set(id, live);
+    }
+    try {
+      live.offset += await receiveInto(body, this.files.uploadPath(id), live.hash, 'a');
+    } catch (err) {
+      // Some bytes may have been hashed but not written: rebuild from the file next time.
+      this.live.delete(id);
+      throw err;
+    }
+  }
+
+  private async remove(id: string): Promise<void> {
+    this.live.delete(id);
+    this.index.deleteUpload(id);
+    await rm(this.files.uploadPath(id), { force: true });
+  }
+
+  private async fileSize(id: string): Promise<number> {
+    try {
+      return (await stat(this.files.uploadPath(id))).size;
+    } catch {
+      throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} has no data`, { uuid: id });
+    }
+  }
+}
+
+/** The `Range` header of an upload: inclusive last byte, `0-0` while empty (what clients expect). */
+export function rangeHeader(size: number): string {
+  return `0-${Math.max(size - 1, 0)}`;
+}

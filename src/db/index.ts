@@ -1,0 +1,271 @@
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './schema.js';
+
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  subject: string | null;
+  /** JSON text of the manifest's annotations, for referrers listings. */
+  annotations: string | null;
+  size: number;
+  content: Buffer;
+}
+
+export interface ManifestPut extends ManifestRecord {
+  blobs: readonly string[];
+  children: readonly string[];
+}
+
+export interface ReferrerRow {
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  size: number;
+  annotations: string | null;
+}
+
+export interface UploadRow {
+  id: string;
+  repo: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface ManifestRow {
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  subject: string | null;
+  annotations: string | null;
+  size: number;
+  content: Buffer;
+}
+
+/**
+ * The metadata index: repositories, blob links, manifests, tags and upload sessions
+ * as SQLite rows. Every multi-row change is one transaction. All statements are
+ * prepared once.
+ */
+export class MetadataIndex {
+  private readonly db: Database.Database;
+  private readonly stmt;
+
+  constructor(file: string, options: { durable: boolean }) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // FULL syncs the WAL on every commit: an acknowledged push survives power loss.
+    this.db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    const db = this.db;
+    this.stmt = {
+      repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
+      insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
+      listRepos: db.prepare<[string, number], { name: string }>(
+        'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
+      ),
+      blob: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
+      insertBlob: db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)'),
+      linkedBlob: db.prepare<[string, string], { size: number }>(
+        `SELECT b.size FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id JOIN blobs b ON b.digest = l.digest
+         WHERE r.name = ? AND l.digest = ?`,
+      ),
+      link: db.prepare('INSERT OR IGNORE INTO repo_blobs (repo_id, digest, created_at) VALUES (?, ?, ?)'),
+      unlink: db.prepare('DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?'),
+      manifest: db.prepare<[number, string], ManifestRow>(
+        'SELECT digest, media_type, artifact_type, subject, annotations, size, content FROM manifests WHERE repo_id = ? AND digest = ?',
+      ),
+      manifestId: db.prepare<[number, string], { id: number }>('SELECT id FROM manifests WHERE repo_id = ? AND digest = ?'),
+      insertManifest: db.prepare(
+        `INSERT INTO manifests (repo_id, digest, media_type, artifact_type, subject, annotations, size, content, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertRef: db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind) VALUES (?, ?, ?)'),
+      deleteManifest: db.prepare('DELETE FROM manifests WHERE repo_id = ? AND digest = ?'),
+      tag: db.prepare<[number, string], { digest: string }>('SELECT digest FROM tags WHERE repo_id = ? AND name = ?'),
+      upsertTag: db.prepare(
+        `INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      ),
+      deleteTag: db.prepare('DELETE FROM tags WHERE repo_id = ? AND name = ?'),
+      deleteTagsOf: db.prepare('DELETE FROM tags WHERE repo_id = ? AND digest = ?'),
+      listTags: db.prepare<[number, string, number], { name: string }>(
+        'SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?',
+      ),
+      referrers: db.prepare<[number, string], ReferrerRow & { media_type: string; artifact_type: string | null }>(
+        `SELECT digest, media_type, artifact_type, size, annotations FROM manifests
+         WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
+      ),
+      insertUpload: db.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
+      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
+        'SELECT id, repo, created_at, updated_at FROM uploads WHERE id = ?',
+      ),
+      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
+      staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+      uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let i = version; i < MIGRATIONS.length; i++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[i]!);
+        this.db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  repositoryId(name: string): number | undefined {
+    return this.stmt.repoId.get(name)?.id;
+  }
+
+  private ensureRepository(name: string, now: number): number {
+    this.stmt.insertRepo.run(name, now);
+    return this.stmt.repoId.get(name)!.id;
+  }
+
+  listRepositories(after: string, limit: number): string[] {
+    return this.stmt.listRepos.all(after, limit).map((r) => r.name);
+  }
+
+  /** Size of a blob in the global store, if indexed. */
+  blobSize(digest: string): number | undefined {
+    return this.stmt.blob.get(digest)?.size;
+  }
+
+  /** Size of a blob if `repo` may serve it. */
+  linkedBlobSize(repo: string, digest: string): number | undefined {
+    return this.stmt.linkedBlob.get(repo, digest)?.size;
+  }
+
+  /** Records a blob whose file is already durable in the store and links it into `repo`. */
+  addBlob(repo: string, digest: string, size: number): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.stmt.insertBlob.run(digest, size, now);
+      this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+    })();
+  }
+
+  /** Links an indexed blob into `repo` (a cross-repository mount). */
+  linkBlob(repo: string, digest: string): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+    })();
+  }
+
+  unlinkBlob(repoId: number, digest: string): boolean {
+    return this.stmt.unlink.run(repoId, digest).changes > 0;
+  }
+
+  getManifest(repoId: number, digest: string): ManifestRecord | undefined {
+    const row = this.stmt.manifest.get(repoId, digest);
+    if (!row) return undefined;
+    return {
+      digest: row.digest,
+      mediaType: row.media_type,
+      artifactType: row.artifact_type,
+      subject: row.subject,
+      annotations: row.annotations,
+      size: row.size,
+      content: row.content,
+    };
+  }
+
+  hasManifest(repoId: number, digest: string): boolean {
+    return this.stmt.manifestId.get(repoId, digest) !== undefined;
+  }
+
+  /**
+   * Stores a manifest, its references and optionally a tag in one transaction.
+   * `check` runs inside it, so what it verifies cannot change before the commit.
+   */
+  putManifest(repo: string, manifest: ManifestPut, tag: string | undefined, check: (repoId: number | undefined) => void): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      check(this.repositoryId(repo));
+      const repoId = this.ensureRepository(repo, now);
+      if (!this.hasManifest(repoId, manifest.digest)) {
+        const { lastInsertRowid } = this.stmt.insertManifest.run(
+          repoId,
+          manifest.digest,
+          manifest.mediaType,
+          manifest.artifactType,
+          manifest.subject,
+          manifest.annotations,
+          manifest.size,
+          manifest.content,
+          now,
+        );
+        for (const digest of manifest.blobs) this.stmt.insertRef.run(lastInsertRowid, digest, 'blob');
+        for (const digest of manifest.children) this.stmt.insertRef.run(lastInsertRowid, digest, 'manifest');
+      }
+      if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
+    })();
+  }
+
+  /** Deletes a manifest and every tag pointing at it. */
+  deleteManifest(repoId: number, digest: string): boolean {
+    return this.db.transaction(() => {
+      this.stmt.deleteTagsOf.run(repoId, digest);
+      return this.stmt.deleteManifest.run(repoId, digest).changes > 0;
+    })();
+  }
+
+  tagDigest(repoId: number, tag: string): string | undefined {
+    return this.stmt.tag.get(repoId, tag)?.digest;
+  }
+
+  deleteTag(repoId: number, tag: string): boolean {
+    return this.stmt.deleteTag.run(repoId, tag).changes > 0;
+  }
+
+  listTags(repoId: number, after: string, limit: number): string[] {
+    return this.stmt.listTags.all(repoId, after, limit).map((r) => r.name);
+  }
+
+  referrers(repoId: number, subject: string): ReferrerRow[] {
+    return this.stmt.referrers.all(repoId, subject).map((r) => ({
+      digest: r.digest,
+      mediaType: r.media_type,
+      artifactType: r.artifact_type,
+      size: r.size,
+      annotations: r.annotations,
+    }));
+  }
+
+  createUpload(id: string, repo: string): void {
+    const now = Date.now();
+    this.stmt.insertUpload.run(id, repo, now, now);
+  }
+
+  getUpload(id: string): UploadRow | undefined {
+    const row = this.stmt.upload.get(id);
+    return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at };
+  }
+
+  touchUpload(id: string): void {
+    this.stmt.touchUpload.run(Date.now(), id);
+  }
+
+  deleteUpload(id: string): void {
+    this.stmt.deleteUpload.run(id);
+  }
+
+  uploadsIdleSince(before: number): string[] {
+    return this.stmt.staleUploads.all(before).map((r) => r.id);
+  }
+
+  uploadIds(): Set<string> {
+    return new Set(this.stmt.uploadIds.all().map((r) => r.id));
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Index schema, applied in order; `user_version` records how many have run.
+ * Append new migrations, never edit an applied one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE repositories (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+
+  -- The global content-addressed store: one row per blob file under blobs/.
+  CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- A repository may only serve blobs it was given (pushed or mounted).
+  CREATE TABLE repo_blobs (
+    repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL REFERENCES blobs(digest),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+
+  CREATE TABLE manifests (
+    id INTEGER PRIMARY KEY,
+    repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    artifact_type TEXT,
+    subject TEXT,
+    annotations TEXT,
+    size INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (repo_id, digest)
+  );
+  CREATE INDEX manifests_subject ON manifests(repo_id, subject) WHERE subject IS NOT NULL;
+
+  -- What a manifest points at: its config and layers (kind 'blob') or an index's children ('manifest').
+  CREATE TABLE manifest_refs (
+    manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+    PRIMARY KEY (manifest_id, kind, digest)
+  ) WITHOUT ROWID;
+  CREATE INDEX manifest_refs_digest ON manifest_refs(digest);
+
+  CREATE TABLE tags (
+    repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX tags_digest ON tags(repo_id, digest);
+
+  CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];

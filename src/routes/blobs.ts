@@ -1,0 +1,60 @@
+import { parseDigest } from '../digest.js';
+import { oci } from '../errors.js';
+import type { ApiPath } from './path.js';
+import type { Handler } from './context.js';
+
+type BlobPath = Extract<ApiPath, { kind: 'blob' }>;
+
+/** Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range; other forms are ignored (full body). */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  let start: number;
+  let end: number;
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    start = Math.max(size - suffix, 0);
+    end = size - 1;
+  } else {
+    start = Number(match[1]);
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+    if (start >= size || (match[2] !== '' && Number(match[2]) < start)) return 'unsatisfiable';
+  }
+  return { start, end };
+}
+
+const fetchBlob: Handler<BlobPath> = ({ request, reply, path, services }) => {
+  const digest = parseDigest(path.digest);
+  const size = services.blobs.stat(path.name, digest);
+  const etag = `"${digest.value}"`;
+  reply.headers({
+    'Docker-Content-Digest': digest.value,
+    ETag: etag,
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'max-age=31536000',
+    'Content-Type': 'application/octet-stream',
+  });
+  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+
+  const range = parseRange(request.headers.range, size);
+  if (range === 'unsatisfiable') {
+    throw oci('SIZE_INVALID', 'requested range not satisfiable', { size, range: request.headers.range }, {
+      status: 416,
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
+  }
+  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  const length = range ? range.end - range.start + 1 : size;
+  reply.header('Content-Length', length);
+  if (request.method === 'HEAD' || length === 0) return reply.send();
+  return reply.send(services.blobs.read(digest, range));
+};
+
+const deleteBlob: Handler<BlobPath> = ({ reply, path, services }) => {
+  if (!services.config.storage.delete) throw oci('UNSUPPORTED', 'deletes are disabled (storage.delete)');
+  services.blobs.unlink(path.name, parseDigest(path.digest));
+  return reply.code(202).header('Content-Length', 0).send();
+};
+
+export const blobRoutes = { GET: fetchBlob, HEAD: fetchBlob, DELETE: deleteBlob };

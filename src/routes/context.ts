@@ -1,0 +1,31 @@
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import type { BlobService } from '../blobstore/service.js';
+import type { UploadSessions } from '../blobstore/uploads.js';
+import type { ManifestService } from '../manifests/service.js';
+
+/** The services routes call; routes never reach the store or index past these. */
+export interface Services {
+  config: Config;
+  blobs: BlobService;
+  uploads: UploadSessions;
+  manifests: ManifestService;
+}
+
+export type Query = Record<string, string | undefined>;
+
+export interface HandlerContext<P> {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  path: P;
+  query: Query;
+  services: Services;
+}
+
+export type Handler<P> = (ctx: HandlerContext<P>) => Promise<unknown> | unknown;
+
+/** The request body as a stream (uploads stream unbuffered), or undefined when empty. */
+export function bodyStream(request: FastifyRequest): Readable | undefined {
+  return (request.body as Readable | undefined) ?? undefined;
+}

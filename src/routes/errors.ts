@@ -1,0 +1,31 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError, oci } from '../errors.js';
+
+/**
+ * The one place errors become responses. RegistryErrors carry their OCI code;
+ * Fastify's own client errors are mapped to the nearest code; anything else is a
+ * 500 whose internals stay in the log.
+ */
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const registryError = error instanceof RegistryError ? error : fromFastify(error as FastifyError);
+  if (!registryError) {
+    request.log.error({ err: error }, 'request failed');
+    return reply
+      .code(500)
+      .type('application/json')
+      .send({ errors: [{ code: 'UNKNOWN', message: 'internal server error', detail: { requestId: request.id } }] });
+  }
+  if (registryError.status >= 500) request.log.error({ err: error }, 'request failed');
+  return reply
+    .code(registryError.status)
+    .headers(registryError.headers)
+    .type('application/json')
+    .send(JSON.stringify(registryError.toJSON()));
+}
+
+function fromFastify(error: FastifyError): RegistryError | undefined {
+  const status = error.statusCode;
+  if (status === undefined || status >= 500) return undefined;
+  if (status === 413) return oci('SIZE_INVALID', error.message, undefined, { status });
+  return oci('UNSUPPORTED', error.message, undefined, { status });
+}

@@ -1,0 +1,56 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requiredAccess } from '../auth/access.js';
+import type { Authorizer } from '../auth/index.js';
+import { oci } from '../errors.js';
+import { validateRepositoryName } from '../names.js';
+import { blobRoutes } from './blobs.js';
+import type { Handler, Query, Services } from './context.js';
+import { catalogRoutes, tagsRoutes } from './listings.js';
+import { manifestRoutes, referrersRoutes } from './manifests.js';
+import { parseApiPath, type ApiPath } from './path.js';
+import { uploadRoutes, uploadsRoutes } from './uploads.js';
+
+type RouteTable = { [K in ApiPath['kind']]: Partial<Record<string, Handler<Extract<ApiPath, { kind: K }>>>> };
+
+const base: Handler<unknown> = ({ reply }) => reply.type('application/json').send('{}');
+
+const ROUTES: RouteTable = {
+  base: { GET: base, HEAD: base },
+  catalog: catalogRoutes,
+  tags: tagsRoutes,
+  manifest: manifestRoutes,
+  blob: blobRoutes,
+  uploads: uploadsRoutes,
+  upload: uploadRoutes,
+  referrers: referrersRoutes,
+  unknown: {},
+};
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/**
+ * The /v2 API. One wildcard route hands every request to `dispatch`, which parses
+ * the path, validates the repository name, authorizes, and calls the handler.
+ */
+export async function registryRoutes(app: FastifyInstance, opts: { services: Services; authorizer: Authorizer }) {
+  // Bodies are streamed by the handlers themselves: never buffered, never parsed here.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
+    const pathname = request.url.split('?', 1)[0]!;
+    const path = parseApiPath(pathname);
+    if ('name' in path) validateRepositoryName(path.name);
+    const handler = ROUTES[path.kind][request.method] as Handler<ApiPath> | undefined;
+    if (path.kind === 'unknown') throw oci('UNSUPPORTED', 'unknown API endpoint', { path: pathname }, { status: 404 });
+    if (!handler) throw oci('UNSUPPORTED', `${request.method} is not supported on this endpoint`, undefined, { headers: { Allow: Object.keys(ROUTES[path.kind]).join(', ') } });
+    const query = request.query as Query;
+    if ('name' in path) request.log = request.log.child({ repository: path.name });
+    await opts.authorizer.authorize(request.headers, requiredAccess(request.method, path, query.from));
+    return handler({ request, reply, path, query, services: opts.services });
+  };
+
+  for (const url of ['/v2', '/v2/', '/v2/*']) {
+    app.route({ method: METHODS, url, exposeHeadRoute: false, handler: dispatch });
+  }
+}

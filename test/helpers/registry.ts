@@ -1,0 +1,53 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { makeConfig, type Config } from '../../src/config.js';
+
+export interface TestRegistry {
+  /** Base URL, e.g. http://127.0.0.1:40123 */
+  url: string;
+  /** host:port, as registry clients want it */
+  host: string;
+  dataDir: string;
+  config: Config;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+type Sections = Parameters<typeof makeConfig>[0];
+
+/**
+ * Starts a real Berth on 127.0.0.1 with a fresh temporary data directory. `close()`
+ * stops it and removes the directory unless `keepData` is set.
+ */
+export async function startRegistry(
+  overrides: Sections = {},
+  options: { dataDir?: string; keepData?: boolean } = {},
+): Promise<TestRegistry> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  const sections = overrides ?? {};
+  const config = makeConfig({
+    ...sections,
+    http: { addr: '127.0.0.1:0', ...(sections.http as object) },
+    storage: { root: dataDir, ...(sections.storage as object) },
+    log: { level: 'silent', ...(sections.log as object) },
+  });
+  const app = await buildApp(config);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  const host = `127.0.0.1:${address.port}`;
+  return {
+    url: `http://${host}`,
+    host,
+    dataDir,
+    config,
+    app,
+    async close() {
+      await app.close();
+      if (!options.keepData && options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
