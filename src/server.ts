@@ -7,7 +7,11 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config);
   const { host, port } = splitAddress(config.http.addr);
   await app.listen({ host, port });
-  app.log.info({ storage: config.storage.root }, 'berth is ready');
+  const address = app.server.address();
+  app.log.info(
+    { port: typeof address === 'object' && address ? address.port : port, storage: config.storage.root },
+    'berth is ready',
+  );
 
   let closing = false;
   const shutdown = (signal: NodeJS.Signals) => {

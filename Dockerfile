@@ -1,0 +1,24 @@
+# Berth container image. Two stages: build (compiles TypeScript and the SQLite
+# addon) and a slim runtime with only production dependencies, running as a
+# non-root user with the data directory as a volume.
+FROM node:20-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    BERTH_HTTP_ADDR=0.0.0.0:5000 \
+    BERTH_STORAGE_ROOT=/var/lib/berth
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY config ./config
+RUN mkdir -p /var/lib/berth && chown node:node /var/lib/berth
+USER node
+VOLUME ["/var/lib/berth"]
+EXPOSE 5000
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["serve", "--config", "/app/config/default.yaml"]

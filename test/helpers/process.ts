@@ -1,0 +1,44 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface RegistryProcess {
+  url: string;
+  child: ChildProcess;
+  /** Resolves when the process has exited. */
+  exited: Promise<void>;
+}
+
+/**
+ * Runs the built `berth serve` as a child process on a free loopback port, as an
+ * operator would (the tests that kill it need a real process). `npm test` builds dist/ first.
+ */
+export async function spawnRegistry(dataDir: string, env: Record<string, string> = {}): Promise<RegistryProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_STORAGE_ROOT: dataDir, BERTH_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === 'berth is ready' && entry.port) resolve(entry.port);
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`berth exited with ${code} before it was ready: ${stderr}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child, exited };
+}
+
+export async function killHard(registry: RegistryProcess): Promise<void> {
+  registry.child.kill('SIGKILL');
+  await registry.exited;
+}

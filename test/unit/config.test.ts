@@ -1,0 +1,60 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, makeConfig, parseConfig } from '../../src/config.js';
+
+describe('configuration', () => {
+  it('config/default.yaml documents exactly the built-in defaults', async () => {
+    const fromFile = parseConfig(await readFile('config/default.yaml', 'utf8'));
+    expect(fromFile).toEqual(makeConfig());
+    expect(fromFile.http.addr).toBe('0.0.0.0:5000');
+    expect(fromFile.storage.root).toBe(resolve('data'));
+    expect(fromFile.uploads.idleTimeout).toBe(24 * 3600 * 1000);
+  });
+
+  it('environment variables override the file, with types', () => {
+    const config = parseConfig('http:\n  addr: 0.0.0.0:6000\nstorage:\n  root: /srv/a\n', {
+      BERTH_HTTP_ADDR: '127.0.0.1:5055',
+      BERTH_STORAGE_ROOT: '/srv/b',
+      BERTH_STORAGE_FSYNC: 'false',
+      BERTH_UPLOADS_IDLE_TIMEOUT: '90m',
+      BERTH_MANIFESTS_MAX_BYTES: '1024',
+    });
+    expect(config.http.addr).toBe('127.0.0.1:5055');
+    expect(config.storage.root).toBe('/srv/b');
+    expect(config.storage.fsync).toBe(false);
+    expect(config.uploads.idleTimeout).toBe(90 * 60 * 1000);
+    expect(config.manifests.maxBytes).toBe(1024);
+  });
+
+  it('reads a value from a *_FILE variable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-config-'));
+    try {
+      await writeFile(join(dir, 'root'), '/srv/from-file\n');
+      const config = loadConfig(undefined, { BERTH_STORAGE_ROOT_FILE: join(dir, 'root') });
+      expect(config.storage.root).toBe('/srv/from-file');
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('rejects unknown keys, bad addresses and bad durations with every problem listed', () => {
+    const attempt = () => parseConfig('http:\n  addr: nope\n  port: 1\nuploads:\n  idleTimeout: soon\n');
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/http\.addr: expected HOST:PORT/);
+    expect(attempt).toThrow(/Unrecognized key: "port"/);
+    expect(attempt).toThrow(/uploads\.idleTimeout: invalid duration "soon"/);
+  });
+
+  it('rejects YAML that is not a mapping', () => {
+    expect(() => parseConfig('- a\n- b\n')).toThrow(/expected a mapping/);
+    expect(() => parseConfig('http: [\n')).toThrow(ConfigError);
+  });
+
+  it('is frozen', () => {
+    const config = makeConfig();
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.storage)).toBe(true);
+  });
+});
