@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createAuthorizer } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
 import { BlobService } from './blobstore/service.js';
@@ -29,7 +29,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const app = Fastify({
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
-    disableRequestLogging: true,
+    // One access-log line per request, written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     // Uploads of many GiB may take a long time; Fastify must not cut them off.
     requestTimeout: 0,
     bodyLimit: config.manifests.maxBytes,

@@ -23,7 +23,11 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     .send(JSON.stringify(registryError.toJSON()));
 }
 
+/** The client went away mid-body: nothing was stored, and there is nobody to answer. */
+const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'ECONNABORTED']);
+
 function fromFastify(error: FastifyError): RegistryError | undefined {
+  if (CLIENT_GONE.has(error.code)) return oci('BLOB_UPLOAD_INVALID', 'the request body ended early');
   const status = error.statusCode;
   if (status === undefined || status >= 500) return undefined;
   if (status === 413) return oci('SIZE_INVALID', error.message, undefined, { status });

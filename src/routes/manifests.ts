@@ -70,7 +70,8 @@ const listReferrers: Handler<ReferrersPath> = ({ reply, path, query, services })
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply
     .type(REFERRERS_MEDIA_TYPE)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: REFERRERS_MEDIA_TYPE, manifests }));
+    // A Buffer keeps Fastify from appending `; charset=utf-8` to the media type.
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: REFERRERS_MEDIA_TYPE, manifests })));
 };
 
 export const manifestRoutes = { GET: fetchManifest, HEAD: fetchManifest, PUT: putManifest, DELETE: deleteManifest };
