@@ -94,7 +94,10 @@ export class MetadataIndex {
       listTags: db.prepare<[number, string, number], { name: string }>(
         'SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?',
       ),
-      referrers: db.prepare<[number, string], ReferrerRow & { media_type: string; artifact_type: string | null }>(
+      referrers: db.prepare<
+        [number, string],
+        { digest: string; media_type: string; artifact_type: string | null; size: number; annotations: string | null }
+      >(
         `SELECT digest, media_type, artifact_type, size, annotations FROM manifests
          WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
       ),

@@ -41,9 +41,14 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
     const pathname = request.url.split('?', 1)[0]!;
     const path = parseApiPath(pathname);
     if ('name' in path) validateRepositoryName(path.name);
-    const handler = ROUTES[path.kind][request.method] as Handler<ApiPath> | undefined;
     if (path.kind === 'unknown') throw oci('UNSUPPORTED', 'unknown API endpoint', { path: pathname }, { status: 404 });
-    if (!handler) throw oci('UNSUPPORTED', `${request.method} is not supported on this endpoint`, undefined, { headers: { Allow: Object.keys(ROUTES[path.kind]).join(', ') } });
+    const handlers = ROUTES[path.kind];
+    const handler = handlers[request.method] as Handler<ApiPath> | undefined;
+    if (!handler) {
+      throw oci('UNSUPPORTED', `${request.method} is not supported on this endpoint`, undefined, {
+        headers: { Allow: Object.keys(handlers).join(', ') },
+      });
+    }
     const query = request.query as Query;
     if ('name' in path) request.log = request.log.child({ repository: path.name });
     await opts.authorizer.authorize(request.headers, requiredAccess(request.method, path, query.from));
