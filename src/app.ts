@@ -69,7 +69,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       'request',
     );
   });
+  // Closing waits for busy connections, but closes idle keep-alive ones only once, at
+  // the start; a connection that finishes its request later would hold the close until
+  // its keep-alive timeout. Keep closing the idle ones until the server is down.
+  let reaper: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+  });
   app.addHook('onClose', async () => {
+    clearInterval(reaper);
     clearInterval(purgeTimer);
     index.close();
   });
