@@ -126,6 +126,11 @@ export class MetadataIndex {
     this.db.close();
   }
 
+  /** The connection, for modules that keep their own statements over the same schema. */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   repositoryId(name: string): number | undefined {
     return this.stmt.repoId.get(name)?.id;
   }

@@ -49,6 +49,7 @@ describe('berth CLI', () => {
   it('an unknown command prints usage and exits 2', () => {
     const result = berth(['frobnicate']);
     expect(result.status).toBe(2);
-    expect(result.stdout).toContain('usage: berth serve');
+    expect(result.stdout).toContain('usage: berth <command>');
+    expect(result.stdout).toContain('serve');
   });
 });
