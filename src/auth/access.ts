@@ -2,10 +2,14 @@ import type { ApiPath } from '../routes/path.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 
-/** What a request needs: actions on repositories, or registry-wide catalog access. */
+/**
+ * What a request needs: actions on repositories, registry-wide catalog access, or
+ * administration (Berth's own admin API: collection, accounting, repository removal).
+ */
 export interface AccessRequest {
   repositories: ReadonlyArray<{ name: string; actions: readonly Action[] }>;
   catalog: boolean;
+  admin?: boolean;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest.js';
 
@@ -47,14 +47,6 @@ export class BlobFiles {
     return join(this.tmpDir, id);
   }
 
-  async exists(digest: Digest): Promise<boolean> {
-    try {
-      return (await stat(this.blobPath(digest))).isFile();
-    } catch {
-      return false;
-    }
-  }
-
   read(digest: Digest, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.blobPath(digest), { highWaterMark: READ_CHUNK, ...range });
   }
@@ -62,10 +54,14 @@ export class BlobFiles {
   /**
    * Moves a verified file into the store: fsync the file, rename it to its content
    * address (atomic; an existing copy holds the same bytes), fsync the directory.
+   * The file's mtime is set to now first: a blob file's mtime is the time it was
+   * published, which a collector's grace period relies on.
    */
   async publish(source: string, digest: Digest): Promise<void> {
     const target = this.blobPath(digest);
     const dir = dirname(target);
+    const now = new Date();
+    await utimes(source, now, now);
     if (this.durable) await fsyncPath(source);
     const created = await mkdir(dir, { recursive: true });
     await rename(source, target);

@@ -42,9 +42,7 @@ export class BlobService {
    * undefined when nothing could be mounted and the client should upload.
    */
   mount(repo: string, digest: Digest, from: string | undefined): number | undefined {
-    const size = from === undefined ? this.index.blobSize(digest.value) : this.index.linkedBlobSize(from, digest.value);
-    if (size !== undefined) this.index.linkBlob(repo, digest.value);
-    return size;
+    return this.index.mountBlob(repo, digest.value, from);
   }
 
   /** Monolithic upload: stream into a temp file, verify, commit. */
@@ -64,14 +62,12 @@ export class BlobService {
 
   /**
    * Makes verified bytes at `source` a blob of `repo`: into the store first (durable),
-   * then the index row that points at it. `source` is consumed.
+   * then the index row that points at it. `source` is consumed. The file is published
+   * even when the digest is already stored, so a collector that removed the old copy
+   * in the meantime cannot leave the new row without bytes.
    */
   async commit(repo: string, source: string, digest: Digest, size: number): Promise<void> {
-    if (this.index.blobSize(digest.value) !== undefined && (await this.files.exists(digest))) {
-      await rm(source, { force: true });
-    } else {
-      await this.files.publish(source, digest);
-    }
+    await this.files.publish(source, digest);
     this.index.addBlob(repo, digest.value, size);
   }
 }

@@ -163,11 +163,17 @@ export class MetadataIndex {
     })();
   }
 
-  /** Links an indexed blob into `repo` (a cross-repository mount). */
-  linkBlob(repo: string, digest: string): void {
+  /**
+   * Cross-repository mount: links `digest` into `repo` if it is in the store (when
+   * `from` is undefined) or linked in `from`. Check and link are one transaction.
+   * Returns the blob's size, or undefined when there was nothing to mount.
+   */
+  mountBlob(repo: string, digest: string, from: string | undefined): number | undefined {
     const now = Date.now();
-    this.db.transaction(() => {
-      this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+    return this.db.transaction(() => {
+      const size = from === undefined ? this.blobSize(digest) : this.linkedBlobSize(from, digest);
+      if (size !== undefined) this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+      return size;
     })();
   }
 
