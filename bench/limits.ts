@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { http } from './client.js';
+import { freePort } from './registries.js';
+
+const MiB = 1024 * 1024;
+const SERVER = fileURLToPath(new URL('./limits-server.ts', import.meta.url));
+
+export interface Limits {
+  sha256MBps: number;
+  uploadHashMBps: number;
+  downloadMBps: number;
+  writeFsyncMBps: number;
+}
+
+function mbps(bytes: number, ms: number): number {
+  return bytes / MiB / (ms / 1000);
+}
+
+/** Single-core SHA-256 over 1 GiB of 1 MiB updates (node:crypto). */
+export function sha256Ceiling(): number {
+  const buf = randomBytes(MiB);
+  const hash = createHash('sha256');
+  const start = performance.now();
+  for (let i = 0; i < 1024; i++) hash.update(buf);
+  hash.digest();
+  return mbps(1024 * MiB, performance.now() - start);
+}
+
+/** Sequential write of a new 1 GiB file in 1 MiB writes, then fsync: the sustained upload ceiling. */
+export async function writeCeiling(dir = tmpdir()): Promise<number> {
+  const path = join(dir, `bench-write-${process.pid}`);
+  const buf = randomBytes(MiB);
+  const start = performance.now();
+  const handle = await open(path, 'w');
+  for (let i = 0; i < 1024; i++) await handle.write(buf);
+  await handle.sync();
+  await handle.close();
+  const ms = performance.now() - start;
+  await rm(path, { force: true });
+  return mbps(1024 * MiB, ms);
+}
+
+/** A bare Node server in its own process: hashes uploads and streams a file, nothing else. */
+async function withLimitsServer<T>(work: (url: string) => Promise<T>): Promise<T> {
+  const port = await freePort();
+  const file = join(tmpdir(), `bench-download-${process.pid}`);
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, String(port), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  try {
+    return await work(`http://127.0.0.1:${port}`);
+  } finally {
+    child.kill('SIGTERM');
+    await rm(file, { force: true });
+  }
+}
+
+export async function measureLimits(): Promise<Limits> {
+  const sha256MBps = sha256Ceiling();
+  const writeFsyncMBps = await writeCeiling();
+  const { uploadHashMBps, downloadMBps } = await withLimitsServer(async (url) => {
+    const chunk = randomBytes(MiB);
+    const size = 1024 * MiB;
+    let start = performance.now();
+    await http(`${url}/upload`, {
+      method: 'PUT',
+      headers: { 'Content-Length': size },
+      body: async function* () {
+        for (let i = 0; i < 1024; i++) yield chunk;
+      },
+    });
+    const upload = mbps(size, performance.now() - start);
+    await http(`${url}/download`, { keep: false }); // warm the page cache
+    start = performance.now();
+    const reply = await http(`${url}/download`, { keep: false });
+    return { uploadHashMBps: upload, downloadMBps: mbps(reply.bytes, performance.now() - start) };
+  });
+  return { sha256MBps, uploadHashMBps, downloadMBps, writeFsyncMBps };
+}
+
+export function printLimits(limits: Limits): void {
+  console.log('Machine ceilings (one run):');
+  console.log(`  SHA-256, one core (node:crypto)            ${limits.sha256MBps.toFixed(0)} MB/s`);
+  console.log(`  loopback HTTP upload into Node, hash only  ${limits.uploadHashMBps.toFixed(0)} MB/s`);
+  console.log(`  loopback download of a cached file (Node)  ${limits.downloadMBps.toFixed(0)} MB/s`);
+  console.log(`  sequential new-file write + fsync          ${limits.writeFsyncMBps.toFixed(0)} MB/s`);
+}

@@ -1,0 +1,75 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BlobFiles } from '../src/blobstore/files.js';
+import { MetadataIndex } from '../src/db/index.js';
+import { tryParseDigest } from '../src/digest.js';
+import { imageManifest, OCI_MANIFEST, sha256 } from './client.js';
+
+/**
+ * For the scaling figures (j), both registries get `count` repositories (scale/rNNNNNN,
+ * one image tagged latest each) written straight into their own storage: pushing
+ * 100,000 repositories over HTTP would take the reference registry most of an hour.
+ * Berth's rows go through its own index code; Distribution's through its documented
+ * filesystem layout. Both are then started and queried over HTTP only.
+ */
+const config = Buffer.from('{"architecture":"amd64","os":"linux","scale":true}');
+const configD = { digest: sha256(config), size: config.length };
+const manifest = imageManifest(configD, []);
+const manifestDigest = sha256(manifest);
+
+export const repoName = (i: number) => `scale/r${String(i).padStart(6, '0')}`;
+
+export async function populateBerth(dataDir: string, count: number): Promise<void> {
+  const files = new BlobFiles(dataDir, false);
+  await files.init();
+  const temp = files.tempPath('config');
+  writeFileSync(temp, config);
+  await files.publish(temp, tryParseDigest(configD.digest)!);
+  const index = new MetadataIndex(join(dataDir, 'index.db'), { durable: false });
+  const record = {
+    digest: manifestDigest,
+    mediaType: OCI_MANIFEST,
+    artifactType: 'application/vnd.oci.image.config.v1+json',
+    subject: null,
+    annotations: null,
+    size: manifest.length,
+    content: manifest,
+    blobs: [configD.digest],
+    children: [],
+  };
+  const batch = index.database.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      index.addBlob(repoName(i), configD.digest, configD.size);
+      index.putManifest(repoName(i), record, 'latest', () => {});
+    }
+  });
+  for (let i = 0; i < count; i += 10_000) batch(i, Math.min(i + 10_000, count));
+  index.close();
+}
+
+function link(path: string, digest: string): void {
+  mkdirSync(path, { recursive: true });
+  writeFileSync(join(path, 'link'), digest);
+}
+
+export function populateDistribution(dataDir: string, count: number): void {
+  const v2 = join(dataDir, 'docker/registry/v2');
+  for (const [digest, bytes] of [
+    [configD.digest, config],
+    [manifestDigest, manifest],
+  ] as const) {
+    const hex = digest.slice('sha256:'.length);
+    const dir = join(v2, 'blobs/sha256', hex.slice(0, 2), hex);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'data'), bytes);
+  }
+  const configHex = configD.digest.slice(7);
+  const manifestHex = manifestDigest.slice(7);
+  for (let i = 0; i < count; i++) {
+    const repo = join(v2, 'repositories', repoName(i));
+    link(join(repo, '_layers/sha256', configHex), configD.digest);
+    link(join(repo, '_manifests/revisions/sha256', manifestHex), manifestDigest);
+    link(join(repo, '_manifests/tags/latest/current'), manifestDigest);
+    link(join(repo, '_manifests/tags/latest/index/sha256', manifestHex), manifestDigest);
+  }
+}

@@ -1,0 +1,289 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  blobExists,
+  getJson,
+  http,
+  imageManifest,
+  OCI_MANIFEST,
+  pool,
+  pushBlob,
+  pushBlobChunked,
+  putManifest,
+  sha256,
+} from './client.js';
+import { sampleRss, type Registry } from './registries.js';
+
+const MiB = 1024 * 1024;
+const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+function check(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`verification failed: ${message}`);
+}
+
+/** A distinct copy of `base`: the first 16 bytes carry a unique tag. */
+function variant(base: Buffer, tag: string): Buffer {
+  const copy = Buffer.from(base);
+  copy.write(tag.padEnd(16, '.').slice(0, 16), 0, 'latin1');
+  return copy;
+}
+
+async function verifyDownload(reg: Registry, repo: string, digest: string, size: number): Promise<void> {
+  const reply = await http(`${reg.url}/v2/${repo}/blobs/${digest}`);
+  check(reply.status === 200 && reply.body.length === size && sha256(reply.body) === digest, `${reg.name} ${repo}@${digest} content`);
+}
+
+const big = randomBytes(256 * MiB);
+let runCounter = 0;
+
+/** a) POST + PUT of a 256 MiB blob. */
+export async function monolithicUpload(reg: Registry): Promise<number> {
+  const blob = variant(big, `a-${reg.name}-${runCounter++}`);
+  const digest = sha256(blob);
+  const start = performance.now();
+  await pushBlob(reg.url, 'bench/a', blob, digest, blob.length);
+  const result = mbps(blob.length, performance.now() - start);
+  await verifyDownload(reg, 'bench/a', digest, blob.length);
+  return result;
+}
+
+/** b) The same in 16 MiB PATCHes. */
+export async function chunkedUpload(reg: Registry): Promise<number> {
+  const blob = variant(big, `b-${reg.name}-${runCounter++}`);
+  const digest = sha256(blob);
+  const start = performance.now();
+  await pushBlobChunked(reg.url, 'bench/b', blob, digest, 16 * MiB);
+  const result = mbps(blob.length, performance.now() - start);
+  await verifyDownload(reg, 'bench/b', digest, blob.length);
+  return result;
+}
+
+/** c) Download of a 256 MiB blob from a warm page cache (best of 3). */
+export async function download(reg: Registry): Promise<number> {
+  const blob = variant(big, `c-${reg.name}`);
+  const digest = sha256(blob);
+  if (!(await blobExists(reg.url, 'bench/c', digest))) await pushBlob(reg.url, 'bench/c', blob, digest, blob.length);
+  await verifyDownload(reg, 'bench/c', digest, blob.length);
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    const reply = await http(`${reg.url}/v2/bench/c/blobs/${digest}`, { keep: false });
+    check(reply.bytes === blob.length, 'download length');
+    best = Math.max(best, mbps(reply.bytes, performance.now() - start));
+  }
+  return best;
+}
+
+/** d) 2,000 distinct 4 KiB blobs, 16 at a time (POST + PUT each). */
+export async function smallBlobs(reg: Registry): Promise<number> {
+  const blobs = Array.from({ length: 2000 }, () => randomBytes(4096));
+  const digests = blobs.map(sha256);
+  const start = performance.now();
+  await pool(blobs.length, 16, (i) => pushBlob(reg.url, 'bench/d', blobs[i]!, digests[i]!, 4096));
+  const result = blobs.length / ((performance.now() - start) / 1000);
+  await pool(blobs.length, 16, async (i) => check(await blobExists(reg.url, 'bench/d', digests[i]!), `${reg.name} small blob ${i}`));
+  return result;
+}
+
+/** e) Whole image pushes (HEAD, POST, PUT per blob; then the manifest), 8 at a time for `seconds`. */
+export async function imagePushes(reg: Registry, seconds: number): Promise<number> {
+  const layerBase = randomBytes(MiB);
+  const pushed: string[] = [];
+  let next = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const start = performance.now();
+  const pushImage = async (n: number) => {
+    const repo = `bench/e${n % 4}`;
+    const layers = Array.from({ length: 20 }, (_, i) => variant(layerBase, `e${reg.name}${n}-${i}`));
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', image: n, registry: reg.name }));
+    const descriptors = [config, ...layers].map((b) => ({ blob: b, digest: sha256(b), size: b.length }));
+    for (const d of descriptors) {
+      if (!(await blobExists(reg.url, repo, d.digest))) await pushBlob(reg.url, repo, d.blob, d.digest, d.size);
+    }
+    const [cfg, ...rest] = descriptors;
+    await putManifest(reg.url, repo, `i${n}`, imageManifest(cfg!, rest));
+    pushed.push(`${repo}:i${n}`);
+  };
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (performance.now() < deadline) await pushImage(next++);
+    }),
+  );
+  const result = pushed.length / ((performance.now() - start) / 1000);
+  for (const ref of pushed.slice(-10)) {
+    const [repo, tag] = ref.split(':') as [string, string];
+    const reply = await http(`${reg.url}/v2/${repo}/manifests/${tag}`, { headers: { Accept: OCI_MANIFEST } });
+    check(reply.status === 200, `${reg.name} image ${ref}`);
+    const manifest = JSON.parse(reply.body.toString()) as { layers: { digest: string; size: number }[] };
+    for (const layer of manifest.layers) await verifyDownload(reg, repo, layer.digest, layer.size);
+  }
+  return result;
+}
+
+export interface WrkResult {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+function parseLatency(text: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
+  if (!match) throw new Error(`cannot parse wrk latency "${text}"`);
+  return Number(match[1]) * { us: 0.001, ms: 1, s: 1000 }[match[2] as 'us' | 'ms' | 's'];
+}
+
+/** wrk with 64 connections for `seconds`; non-2xx answers fail the run. */
+function wrk(url: string, method: string, headers: Record<string, string>, seconds: number): WrkResult {
+  const script = join(tmpdir(), `bench-wrk-${process.pid}.lua`);
+  const lines = [`wrk.method = "${method}"`, ...Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`)];
+  writeFileSync(script, `${lines.join('\n')}\n`);
+  const run = spawnSync('wrk', ['-t2', '-c64', `-d${seconds}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
+  const out = run.stdout;
+  check(!/Non-2xx or 3xx responses/.test(out), `wrk saw error responses for ${url}:\n${out}`);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
+    p50ms: parseLatency(/\s50%\s+(\S+)/.exec(out)![1]!),
+    p99ms: parseLatency(/\s99%\s+(\S+)/.exec(out)![1]!),
+  };
+}
+
+/** f) Manifest GET by tag and blob HEAD under 64 connections. */
+export async function hotReads(reg: Registry, seconds: number): Promise<{ manifest: WrkResult; head: WrkResult }> {
+  const layer = randomBytes(64 * 1024);
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const layerD = { digest: sha256(layer), size: layer.length };
+  const configD = { digest: sha256(config), size: config.length };
+  await pushBlob(reg.url, 'bench/f', layer, layerD.digest, layer.length);
+  await pushBlob(reg.url, 'bench/f', config, configD.digest, config.length);
+  await putManifest(reg.url, 'bench/f', 'latest', imageManifest(configD, [layerD]));
+  const manifest = wrk(`${reg.url}/v2/bench/f/manifests/latest`, 'GET', { Accept: OCI_MANIFEST }, seconds);
+  const head = wrk(`${reg.url}/v2/bench/f/blobs/${layerD.digest}`, 'HEAD', {}, seconds);
+  return { manifest, head };
+}
+
+/** g) setup: 5,000 repositories with one image each, and one repository with 5,000 tags. */
+export async function populateListings(reg: Registry): Promise<void> {
+  const config = Buffer.from('{"architecture":"amd64","os":"linux","listing":true}');
+  const configD = { digest: sha256(config), size: config.length };
+  const manifest = imageManifest(configD, []);
+  await pool(5000, 32, async (i) => {
+    const repo = `list/r${String(i).padStart(5, '0')}`;
+    await pushBlob(reg.url, repo, config, configD.digest, config.length);
+    await putManifest(reg.url, repo, 'latest', manifest);
+  });
+  await pushBlob(reg.url, 'list/tags', config, configD.digest, config.length);
+  await pool(5000, 32, (i) => putManifest(reg.url, 'list/tags', `t${String(i).padStart(5, '0')}`, manifest));
+}
+
+/** Follows the catalog's Link headers with n=100 from the first page to the last; returns every name. */
+async function walkCatalog(reg: Registry): Promise<string[]> {
+  const names: string[] = [];
+  let url: string | undefined = `${reg.url}/v2/_catalog?n=100`;
+  while (url) {
+    const page: { body: { repositories: string[] }; link: string | undefined } = await getJson(url);
+    names.push(...page.body.repositories);
+    const next = page.link && /<([^>]+)>/.exec(page.link)?.[1];
+    url = next ? new URL(next, reg.url).toString() : undefined;
+  }
+  return names;
+}
+
+/** g) Full catalog walk (seconds, best of 3) and the 5,000-tag list (ms, median of 9). */
+export async function listings(reg: Registry): Promise<{ catalogWalkS: number; tagsListMs: number }> {
+  let catalogWalkS = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    const names = await walkCatalog(reg);
+    catalogWalkS = Math.min(catalogWalkS, (performance.now() - start) / 1000);
+    check(names.filter((n) => n.startsWith('list/r')).length === 5000, `${reg.name} catalog has ${names.length} names`);
+  }
+  const times: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const start = performance.now();
+    const { body } = await getJson<{ tags: string[] }>(`${reg.url}/v2/list/tags/tags/list`);
+    times.push(performance.now() - start);
+    check(body.tags.length === 5000, `${reg.name} tag list has ${body.tags.length} tags`);
+  }
+  return { catalogWalkS, tagsListMs: median(times) };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** h) RSS while pushing and while pulling a 2 GiB blob streamed from a 1 MiB pattern. */
+export async function largeBlobRss(reg: Registry): Promise<{ pushMiB: number; pullMiB: number }> {
+  const chunk = randomBytes(MiB);
+  const size = 2048 * MiB;
+  const hash = createHash('sha256');
+  for (let i = 0; i < 2048; i++) hash.update(chunk);
+  const digest = `sha256:${hash.digest('hex')}`;
+  const body = async function* () {
+    for (let i = 0; i < 2048; i++) yield chunk;
+  };
+  let rss = sampleRss(reg.child.pid!);
+  await pushBlob(reg.url, 'bench/h', body, digest, size);
+  const pushMiB = rss.stop();
+  rss = sampleRss(reg.child.pid!);
+  const pulled = createHash('sha256');
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    import('node:http').then(({ get }) =>
+      get(`${reg.url}/v2/bench/h/blobs/${digest}`, (res) => {
+        res.on('data', (data: Buffer) => {
+          pulled.update(data);
+          bytes += data.length;
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+      }).on('error', reject),
+    );
+  });
+  const pullMiB = rss.stop();
+  check(bytes === size && `sha256:${pulled.digest('hex')}` === digest, `${reg.name} 2 GiB blob content`);
+  return { pushMiB, pullMiB };
+}
+
+/** i) 32 distinct 32 MiB blobs uploaded at once. */
+export async function concurrentUploads(reg: Registry): Promise<number> {
+  const base = big.subarray(0, 32 * MiB);
+  const blobs = Array.from({ length: 32 }, (_, i) => variant(base, `i-${reg.name}-${runCounter}-${i}`));
+  runCounter++;
+  const digests = blobs.map(sha256);
+  const start = performance.now();
+  await Promise.all(blobs.map((b, i) => pushBlob(reg.url, `bench/i${i % 4}`, b, digests[i]!, b.length)));
+  const result = mbps(32 * 32 * MiB, performance.now() - start);
+  for (let i = 0; i < blobs.length; i += 8) await verifyDownload(reg, `bench/i${i % 4}`, digests[i]!, blobs[i]!.length);
+  return result;
+}
+
+/** Median latency of `request` over up to `iterations` runs or `budgetMs`, at least 3 runs. */
+export async function latencyMs(request: () => Promise<void>, iterations = 200, budgetMs = 3000): Promise<number> {
+  const times: number[] = [];
+  const until = performance.now() + budgetMs;
+  while (times.length < 3 || (times.length < iterations && performance.now() < until)) {
+    const start = performance.now();
+    await request();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+/** j) First catalog page and a manifest GET by tag, on a registry populated with `count` repositories. */
+export async function scaleLatencies(reg: Registry, count: number): Promise<{ catalogMs: number; manifestMs: number }> {
+  const middle = `scale/r${String(Math.floor(count / 2)).padStart(6, '0')}`;
+  const catalogMs = await latencyMs(async () => {
+    const { body } = await getJson<{ repositories: string[] }>(`${reg.url}/v2/_catalog?n=100`);
+    check(body.repositories.length === 100, `${reg.name} first catalog page`);
+  });
+  const manifestMs = await latencyMs(async () => {
+    const reply = await http(`${reg.url}/v2/${middle}/manifests/latest`, { headers: { Accept: OCI_MANIFEST } });
+    check(reply.status === 200, `${reg.name} manifest of ${middle}: ${reply.status}`);
+  });
+  return { catalogMs, manifestMs };
+}
