@@ -1,12 +1,23 @@
 import { defineConfig } from 'vitest/config';
 
+// The OCI conformance port runs once more per authentication mode (test/conformance/setup.ts).
+// `include` is set per project: with `extends: true` a project's list adds to the root's.
+const conformanceWithAuth = (mode: 'basic' | 'token') => ({
+  extends: true as const,
+  test: { name: `conformance-${mode}`, include: ['test/conformance/**/*.test.ts'], env: { BERTH_CONFORMANCE_AUTH: mode } },
+});
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
+    projects: [
+      { extends: true, test: { name: 'berth', include: ['test/**/*.test.ts'] } },
+      conformanceWithAuth('basic'),
+      conformanceWithAuth('token'),
+    ],
   },
 });

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { createAuthorizer } from './auth/index.js';
+import { createAuth, type Auth } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
 import { BlobService } from './blobstore/service.js';
 import { UploadSessions } from './blobstore/uploads.js';
@@ -11,6 +11,9 @@ import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
 import { handleError } from './routes/errors.js';
 import { registryRoutes } from './routes/index.js';
+import { tokenRoutes } from './routes/token.js';
+import { adminRoutes } from './routes/admin.js';
+import { Lifecycle } from './gc/service.js';
 
 const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 
@@ -37,7 +40,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
 
+  let auth: Auth;
   try {
+    auth = createAuth(config, index, app.log);
     await uploads.recover();
     const purged = await uploads.purgeIdle();
     if (purged > 0) app.log.info({ purged }, 'purged idle upload sessions');
@@ -52,6 +57,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     );
   }, config.uploads.purgeInterval);
   purgeTimer.unref();
+  const lifecycle = new Lifecycle(files, index, config);
+  lifecycle.schedule(config.gc.interval, app.log);
 
   app.addHook('onRequest', async (_request, reply) => {
     reply.header(API_VERSION_HEADER, 'registry/2.0');
@@ -79,6 +86,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     clearInterval(purgeTimer);
+    await lifecycle.close();
     index.close();
   });
 
@@ -90,9 +98,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     return handleError(error, request, reply);
   });
 
+  const { authorizer, tokenServer } = auth;
+  if (tokenServer) await app.register(tokenRoutes, { tokenServer });
   await app.register(registryRoutes, {
     services: { config, blobs, uploads, manifests },
-    authorizer: createAuthorizer(config.auth.mode),
+    authorizer,
   });
+  await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config });
   return app;
 }

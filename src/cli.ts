@@ -2,12 +2,22 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.js';
 import { serveCommand } from './cli/serve.js';
+import { userCommand } from './cli/user.js';
+import { duCommand } from './cli/du.js';
+import { fsckCommand } from './cli/fsck.js';
+import { gcCommand } from './cli/gc.js';
+import { repoCommand } from './cli/repo.js';
 
 /** A subcommand: receives its own arguments, returns the exit code (or never, for servers). */
 export type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number | 'running'>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   serve: { run: serveCommand, summary: 'run the registry (default: 0.0.0.0:5000, data under ./data)' },
+  user: { run: userCommand, summary: 'user add|passwd|groups|remove|list|import: manage registry users' },
+  gc: { run: gcCommand, summary: 'collect garbage now (--dry-run: only show what would go)' },
+  du: { run: duCommand, summary: 'storage used per repository, shared and reclaimable bytes' },
+  fsck: { run: fsckCommand, summary: 'verify every blob and the index (--repair to fix)' },
+  repo: { run: repoCommand, summary: 'repo rm NAME: delete a repository' },
 };
 
 function usage(): string {

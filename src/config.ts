@@ -16,6 +16,71 @@ const duration = z.union([z.number().nonnegative(), z.string()]).transform((valu
   return Number(match[1]) * UNITS[match[2]!]!;
 });
 
+/** A retention rule's tag pattern is a regular expression matched against the whole tag. */
+const tagPattern = z.string().refine((value) => {
+  try {
+    new RegExp(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'invalid regular expression');
+
+/**
+ * Retention per repository glob (`*` within one path component, `**` across them). A tag
+ * is removed only when every condition the rule sets allows it: it does not match
+ * `keepTags`, it is not among the `keepLast` most recently pushed of the tags that do
+ * not match, and it is older than `deleteOlderThan`. The first matching rule applies.
+ */
+const retentionRule = z
+  .object({
+    repositories: z.string().min(1),
+    keepLast: z.number().int().nonnegative().optional(),
+    deleteOlderThan: duration.optional(),
+    keepTags: tagPattern.optional(),
+  })
+  .strict()
+  .refine((rule) => rule.keepLast !== undefined || rule.deleteOlderThan !== undefined, {
+    message: 'a retention rule needs keepLast or deleteOlderThan',
+  });
+
+/** Lists come from the environment as JSON text. */
+const jsonList = <T extends z.ZodType>(item: T) =>
+  z.preprocess((value) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }, z.array(item));
+
+/**
+ * Who may do what: the first rule whose repository glob and principals match the caller
+ * decides its actions. Principals are user names, `anonymous`, `authenticated` or `*`
+ * (everyone), and groups.
+ */
+const accessRule = z
+  .object({
+    repositories: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (typeof v === 'string' ? [v] : v)),
+    users: z.array(z.string().min(1)).default([]),
+    groups: z.array(z.string().min(1)).default([]),
+    actions: z.array(z.enum(['pull', 'push', 'delete'])),
+  })
+  .strict()
+  .refine((rule) => rule.users.length + rule.groups.length > 0, { message: 'an access rule needs users or groups' });
+
+/** Mappings come from the environment as JSON text, like lists. */
+const jsonRecord = <T extends z.ZodType>(item: T) =>
+  z.preprocess((value) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }, z.record(z.string(), item));
+
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
 
 export const configSchema = z
@@ -47,6 +112,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    gc: z
+      .object({
+        interval: duration.default(3_600_000),
+        gracePeriod: duration.default(3_600_000),
+        untaggedAfter: z.union([z.literal('never'), duration]).default('never'),
+        keepReferrers: z.boolean().default(true),
+        retention: jsonList(retentionRule).default([]),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -55,9 +130,29 @@ export const configSchema = z
       .prefault({}),
     auth: z
       .object({
-        mode: z.literal('none').default('none'),
+        mode: z.enum(['none', 'basic', 'token']).default('none'),
+        realm: z.string().min(1).default('Berth'),
+        htpasswd: z.string().default(''),
+        groups: jsonRecord(z.array(z.string().min(1))).default({}),
+        rules: jsonList(accessRule).default([]),
+        adminGroups: jsonList(z.string().min(1)).default([]),
+        maxLoginFailures: z.number().int().positive().default(10),
+        loginFailureWindow: duration.default(300_000),
+        tokenRealm: z.string().default(''),
+        tokenService: z.string().min(1).default('berth'),
+        tokenIssuer: z.string().min(1).default('berth'),
+        tokenExpiry: duration.default(300_000),
+        tokenLeeway: duration.default(30_000),
+        tokenAlgorithm: z.enum(['ES256', 'RS256']).default('ES256'),
+        tokenKey: z.string().default(''),
+        tokenPublicKey: z.string().default(''),
+        tokenJwks: z.string().default(''),
       })
       .strict()
+      .refine((auth) => !(auth.tokenPublicKey || auth.tokenJwks) || auth.tokenRealm !== '', {
+        message: 'tokenRealm (the external token server) is required with tokenPublicKey or tokenJwks',
+        path: ['tokenRealm'],
+      })
       .prefault({}),
   })
   .strict();

@@ -12,6 +12,12 @@ export async function serve(config: Config): Promise<FastifyInstance> {
     { port: typeof address === 'object' && address ? address.port : port, storage: config.storage.root },
     'berth is ready',
   );
+  if (config.auth.mode === 'none' && !isLoopback(host)) {
+    app.log.warn(
+      { addr: config.http.addr },
+      'auth.mode is none: anyone who can reach this address may push and delete (see README, "Authentication")',
+    );
+  }
 
   let closing = false;
   const shutdown = (signal: NodeJS.Signals) => {
@@ -29,4 +35,8 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   return app;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -10,12 +10,18 @@ export interface AccessRequest {
   repositories: ReadonlyArray<{ name: string; actions: readonly Action[] }>;
   catalog: boolean;
   admin?: boolean;
+  /**
+   * The source of a cross-repository mount. Pull on it is asked for (it is part of the
+   * challenge's scope) but not required: without it the mount is not honoured and the
+   * client gets an ordinary upload session instead.
+   */
+  mountFrom?: string;
 }
 
 /**
  * Access is computed in one place from method and route: GET/HEAD pull,
  * POST/PUT/PATCH pull+push, DELETE delete; a cross-repository mount also needs
- * pull on the source.
+ * pull on the source (see `mountFrom`).
  */
 export function requiredAccess(method: string, path: ApiPath, mountFrom: string | undefined): AccessRequest {
   if (path.kind === 'base' || path.kind === 'unknown') return { repositories: [], catalog: false };
@@ -24,7 +30,7 @@ export function requiredAccess(method: string, path: ApiPath, mountFrom: string 
     method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
   const repositories = [{ name: path.name, actions }];
   if (path.kind === 'uploads' && method === 'POST' && mountFrom !== undefined) {
-    repositories.push({ name: mountFrom, actions: ['pull'] });
+    return { repositories, catalog: false, mountFrom };
   }
   return { repositories, catalog: false };
 }

@@ -38,11 +38,12 @@ export class BlobService {
 
   /**
    * Cross-repository mount. With `from`, the blob must be linked there; without it,
-   * any blob already in the store is linked (automatic mount). Returns the size, or
-   * undefined when nothing could be mounted and the client should upload.
+   * any blob already in the store is linked (automatic mount), or with `readable` only
+   * one linked in a repository that passes it (one the caller may pull). Returns the
+   * size, or undefined when nothing could be mounted and the client should upload.
    */
-  mount(repo: string, digest: Digest, from: string | undefined): number | undefined {
-    return this.index.mountBlob(repo, digest.value, from);
+  mount(repo: string, digest: Digest, from: string | undefined, readable?: (repository: string) => boolean): number | undefined {
+    return this.index.mountBlob(repo, digest.value, from, readable);
   }
 
   /** Monolithic upload: stream into a temp file, verify, commit. */

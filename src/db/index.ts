@@ -44,8 +44,10 @@ interface ManifestRow {
 
 /**
  * The metadata index: repositories, blob links, manifests, tags and upload sessions
- * as SQLite rows. Every multi-row change is one transaction. All statements are
- * prepared once.
+ * as SQLite rows. Every multi-row change is one transaction, begun IMMEDIATE: another
+ * process on the same file (`berth gc`, `berth fsck`) may commit between a deferred
+ * transaction's first read and its first write, which SQLite answers with SQLITE_BUSY
+ * at once instead of waiting. All statements are prepared once.
  */
 export class MetadataIndex {
   private readonly db: Database.Database;
@@ -73,6 +75,9 @@ export class MetadataIndex {
          WHERE r.name = ? AND l.digest = ?`,
       ),
       link: db.prepare('INSERT OR IGNORE INTO repo_blobs (repo_id, digest, created_at) VALUES (?, ?, ?)'),
+      linkingRepos: db.prepare<[string], { name: string }>(
+        'SELECT r.name FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = ?',
+      ),
       unlink: db.prepare('DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?'),
       manifest: db.prepare<[number, string], ManifestRow>(
         'SELECT digest, media_type, artifact_type, subject, annotations, size, content FROM manifests WHERE repo_id = ? AND digest = ?',
@@ -160,21 +165,34 @@ export class MetadataIndex {
     this.db.transaction(() => {
       this.stmt.insertBlob.run(digest, size, now);
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
-    })();
+    }).immediate();
   }
 
   /**
    * Cross-repository mount: links `digest` into `repo` if it is in the store (when
    * `from` is undefined) or linked in `from`. Check and link are one transaction.
-   * Returns the blob's size, or undefined when there was nothing to mount.
+   * With `readable`, a mount without `from` needs a repository linking the blob that
+   * passes it (the caller may read it). Returns the blob's size, or undefined when there
+   * was nothing to mount.
    */
-  mountBlob(repo: string, digest: string, from: string | undefined): number | undefined {
+  mountBlob(
+    repo: string,
+    digest: string,
+    from: string | undefined,
+    readable?: (repository: string) => boolean,
+  ): number | undefined {
     const now = Date.now();
     return this.db.transaction(() => {
-      const size = from === undefined ? this.blobSize(digest) : this.linkedBlobSize(from, digest);
+      const visible = (name: string) => readable === undefined || readable(name);
+      const size =
+        from !== undefined
+          ? this.linkedBlobSize(from, digest)
+          : readable === undefined || this.stmt.linkingRepos.all(digest).some((r) => visible(r.name))
+            ? this.blobSize(digest)
+            : undefined;
       if (size !== undefined) this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
       return size;
-    })();
+    }).immediate();
   }
 
   unlinkBlob(repoId: number, digest: string): boolean {
@@ -224,7 +242,7 @@ export class MetadataIndex {
         for (const digest of manifest.children) this.stmt.insertRef.run(lastInsertRowid, digest, 'manifest');
       }
       if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
-    })();
+    }).immediate();
   }
 
   /** Deletes a manifest and every tag pointing at it. */
@@ -232,7 +250,7 @@ export class MetadataIndex {
     return this.db.transaction(() => {
       this.stmt.deleteTagsOf.run(repoId, digest);
       return this.stmt.deleteManifest.run(repoId, digest).changes > 0;
-    })();
+    }).immediate();
   }
 
   tagDigest(repoId: number, tag: string): string | undefined {

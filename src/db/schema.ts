@@ -66,4 +66,53 @@ export const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // Storage lifecycle: when each manifest lost its last tag (NULL while tagged), kept by
+  // triggers so every writer of tags stays unaware of it. Never-tagged manifests count
+  // from their push. The time is milliseconds since the epoch, like every other column.
+  `
+  ALTER TABLE manifests ADD COLUMN untagged_at INTEGER;
+  UPDATE manifests SET untagged_at = created_at
+    WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = manifests.repo_id AND t.digest = manifests.digest);
+
+  CREATE TRIGGER manifests_untagged_on_insert AFTER INSERT ON manifests
+    WHEN NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = NEW.repo_id AND t.digest = NEW.digest)
+  BEGIN
+    UPDATE manifests SET untagged_at = NEW.created_at WHERE id = NEW.id;
+  END;
+
+  CREATE TRIGGER tags_tagged_on_insert AFTER INSERT ON tags
+  BEGIN
+    UPDATE manifests SET untagged_at = NULL WHERE repo_id = NEW.repo_id AND digest = NEW.digest;
+  END;
+
+  CREATE TRIGGER tags_moved AFTER UPDATE OF digest ON tags WHEN OLD.digest <> NEW.digest
+  BEGIN
+    UPDATE manifests SET untagged_at = NULL WHERE repo_id = NEW.repo_id AND digest = NEW.digest;
+    UPDATE manifests SET untagged_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+      WHERE repo_id = OLD.repo_id AND digest = OLD.digest
+        AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = OLD.repo_id AND t.digest = OLD.digest);
+  END;
+
+  CREATE TRIGGER tags_untagged_on_delete AFTER DELETE ON tags
+  BEGIN
+    UPDATE manifests SET untagged_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+      WHERE repo_id = OLD.repo_id AND digest = OLD.digest
+        AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = OLD.repo_id AND t.digest = OLD.digest);
+  END;
+  `,
+  // Authentication: Berth's own users (bcrypt hashes) and their groups.
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE user_groups (
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    group_name TEXT NOT NULL,
+    PRIMARY KEY (user_name, group_name)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -110,10 +110,24 @@ export class ManifestService {
     return { tags: rows.slice(0, limit), more: rows.length > limit };
   }
 
-  /** A page of repository names after `last` (exclusive), plus whether more follow. */
-  repositories(last: string, limit: number): { repositories: string[]; more: boolean } {
-    const rows = this.index.listRepositories(last, limit + 1);
-    return { repositories: rows.slice(0, limit), more: rows.length > limit };
+  /**
+   * A page of repository names after `last` (exclusive), plus whether more follow. With
+   * `visible`, only the names it accepts (those the caller may pull) count.
+   */
+  repositories(last: string, limit: number, visible?: (name: string) => boolean): { repositories: string[]; more: boolean } {
+    if (visible === undefined) {
+      const rows = this.index.listRepositories(last, limit + 1);
+      return { repositories: rows.slice(0, limit), more: rows.length > limit };
+    }
+    const page: string[] = [];
+    const batch = Math.max(limit + 1, 100);
+    for (let after = last; page.length <= limit; ) {
+      const rows = this.index.listRepositories(after, batch);
+      page.push(...rows.filter(visible));
+      if (rows.length < batch) break;
+      after = rows.at(-1)!;
+    }
+    return { repositories: page.slice(0, limit), more: page.length > limit };
   }
 
   referrers(repo: string, subject: Digest, artifactType: string | undefined): ReferrerDescriptor[] {

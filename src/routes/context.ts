@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Grant } from '../auth/index.js';
 import type { Config } from '../config.js';
 import type { BlobService } from '../blobstore/service.js';
 import type { UploadSessions } from '../blobstore/uploads.js';
@@ -21,6 +22,8 @@ export interface HandlerContext<P> {
   path: P;
   query: Query;
   services: Services;
+  /** What the caller may do beyond this request's own access (catalog filtering, mount sources). */
+  grant: Grant;
 }
 
 export type Handler<P> = (ctx: HandlerContext<P>) => Promise<unknown> | unknown;

@@ -28,9 +28,10 @@ const listTags: Handler<TagsPath> = ({ reply, path, query, services }) => {
   return reply.send({ name: path.name, tags });
 };
 
-const listCatalog: Handler<{ kind: 'catalog' }> = ({ reply, query, services }) => {
+const listCatalog: Handler<{ kind: 'catalog' }> = ({ reply, query, services, grant }) => {
   const n = pageSize(query, DEFAULT_CATALOG_PAGE);
-  const { repositories, more } = services.manifests.repositories(query.last ?? '', n);
+  const visible = grant.unrestricted ? undefined : (repository: string) => grant.mayList(repository);
+  const { repositories, more } = services.manifests.repositories(query.last ?? '', n, visible);
   if (more) linkNext(reply, '/v2/_catalog', n, repositories.at(-1));
   return reply.send({ repositories });
 };

@@ -45,12 +45,14 @@ function chunkRange(request: FastifyRequest): ChunkRange | undefined {
   return range;
 }
 
-const startUpload: Handler<UploadsPath> = async ({ request, reply, path, query, services }) => {
+const startUpload: Handler<UploadsPath> = async ({ request, reply, path, query, services, grant }) => {
   const { name } = path;
   if (query.mount !== undefined) {
     const digest = parseDigest(query.mount);
     const from = query.from === undefined ? undefined : validateRepositoryName(query.from);
-    if (services.blobs.mount(name, digest, from) !== undefined) {
+    // Only from repositories the caller may pull; otherwise the client simply uploads.
+    const readable = grant.unrestricted ? undefined : (repository: string) => grant.mayPull(repository);
+    if ((from === undefined || grant.mayPull(from)) && services.blobs.mount(name, digest, from, readable) !== undefined) {
       return blobCreated(reply, name, digest.value);
     }
   } else if (query.digest !== undefined) {

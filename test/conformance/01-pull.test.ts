@@ -1,8 +1,9 @@
 // Port of opencontainers/distribution-spec conformance/01_pull_test.go (test01Pull).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { TestRegistry } from '../helpers/registry.js';
 import {
-  Client,
+  startConformanceRegistry,
+  type Client,
   configs,
   deleteManifestBeforeBlobs,
   dummyDigest,
@@ -30,8 +31,7 @@ import {
 let reg: TestRegistry;
 let client: Client;
 beforeAll(async () => {
-  reg = await startRegistry();
-  client = new Client(reg.url);
+  ({ reg, client } = await startConformanceRegistry());
 });
 afterAll(async () => {
   await reg.close();

@@ -1,8 +1,9 @@
 // Port of opencontainers/distribution-spec conformance/02_push_test.go (test02Push).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { TestRegistry } from '../helpers/registry.js';
 import {
-  Client,
+  startConformanceRegistry,
+  type Client,
   type Response,
   automaticCrossmountEnabled,
   chunked,
@@ -38,8 +39,7 @@ import {
 let reg: TestRegistry;
 let client: Client;
 beforeAll(async () => {
-  reg = await startRegistry();
-  client = new Client(reg.url);
+  ({ reg, client } = await startConformanceRegistry());
 });
 afterAll(async () => {
   await reg.close();

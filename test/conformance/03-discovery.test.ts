@@ -1,8 +1,9 @@
 // Port of opencontainers/distribution-spec conformance/03_discovery_test.go (test03ContentDiscovery).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import type { TestRegistry } from '../helpers/registry.js';
 import {
-  Client,
+  startConformanceRegistry,
+  type Client,
   type IndexDoc,
   type Request,
   artifactTypeFilter,
@@ -55,8 +56,7 @@ import {
 let reg: TestRegistry;
 let client: Client;
 beforeAll(async () => {
-  reg = await startRegistry();
-  client = new Client(reg.url);
+  ({ reg, client } = await startConformanceRegistry());
 });
 afterAll(async () => {
   await reg.close();

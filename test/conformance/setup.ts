@@ -16,9 +16,16 @@
  *   OCI_AUTOMATIC_CROSSMOUNT=1 (Berth mounts automatically when the blob exists in the store)
  *   OCI_DELETE_MANIFEST_BEFORE_BLOBS unset (default: true)
  *   OCI_BLOB_DIGEST / OCI_MANIFEST_DIGEST / OCI_TAG_NAME / OCI_TAG_LIST unset
+ *
+ * The suite runs once per authentication mode (vitest.config.ts: one project each, with
+ * BERTH_CONFORMANCE_AUTH=none|basic|token). With auth, the Go suite's OCI_USERNAME and
+ * OCI_PASSWORD are set: the client answers challenges as real clients do (Basic
+ * credentials, or a token fetched from the challenge's realm for its scope) and retries.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { expect, type TestContext } from 'vitest';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { basic } from '../helpers/users.js';
 
 // ---------------------------------------------------------------------------
 // Constants (setup.go `const` block)
@@ -562,9 +569,13 @@ export class Response {
 }
 
 export class Client {
+  /** The Authorization header that answered the last challenge; sent until another comes. */
+  private authorization: string | undefined;
+
   constructor(
     readonly address: string,
     readonly defaultName: string = namespace,
+    readonly credentials?: { username: string; password: string },
   ) {}
 
   newRequest(method: string, path: string, opts: RequestOptions = {}): Request {
@@ -582,6 +593,27 @@ export class Client {
 
   async do(req: Request): Promise<Response> {
     if (/<name>|<reference>|<digest>|<session_id>/.test(req.url)) throw new Error('request is invalid');
+    const resp = await this.send(req);
+    if (resp.status !== 401 || this.credentials === undefined) return resp;
+    this.authorization = await this.answer(resp.header('WWW-Authenticate'), this.credentials);
+    return this.send(req);
+  }
+
+  /** Credentials for a challenge: Basic directly, or a token from the Bearer realm for the scope. */
+  private async answer(challenge: string, credentials: { username: string; password: string }): Promise<string> {
+    const auth = basic(credentials.username, credentials.password);
+    if (/^Basic /i.test(challenge)) return auth;
+    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    if (!/^Bearer /i.test(challenge) || !params.realm) throw new Error(`unexpected challenge: ${challenge}`);
+    const url = new URL(params.realm);
+    if (params.service) url.searchParams.set('service', params.service);
+    for (const scope of (params.scope ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', scope);
+    const res = await fetch(url, { headers: { Authorization: auth } });
+    if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${await res.text()}`);
+    return `Bearer ${((await res.json()) as { token: string }).token}`;
+  }
+
+  private async send(req: Request): Promise<Response> {
     const u = new URL(req.url);
     for (const [k, v] of req.query) u.searchParams.set(k, v);
     const headers: Record<string, string> = { 'User-Agent': 'distribution-spec-conformance-tests' };
@@ -592,6 +624,7 @@ export class Client {
       if (k.toLowerCase() === 'content-length') continue;
       headers[k] = v;
     }
+    if (this.authorization !== undefined) headers.Authorization = this.authorization;
     // resty does not send a payload on GET/HEAD/DELETE (AllowGetMethodPayload is off).
     const sendsBody = req.body !== undefined && !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(req.method);
     const res = await fetch(u, {
@@ -643,4 +676,33 @@ export function expectStatusAny(resp: Response, codes: number[], any2xx = false)
 /** Expect(resp.StatusCode()).To(SatisfyAll(BeNumerically(">=", 200), BeNumerically("<", 300))) */
 export function expect2xx(resp: Response): void {
   expect(is2xx(resp.status), `expected 2xx: ${resp.describe()}`).toBe(true);
+}
+
+// ---------------------------------------------------------------------------
+// The registry under test, in the authentication mode of this run
+// ---------------------------------------------------------------------------
+
+export type AuthMode = 'none' | 'basic' | 'token';
+export const authMode = (process.env.BERTH_CONFORMANCE_AUTH ?? 'none') as AuthMode;
+
+/**
+ * A fresh Berth for one workflow file and a client for it. With auth, one user may do
+ * everything (OCI_USERNAME/OCI_PASSWORD) and nobody else may do anything.
+ */
+export async function startConformanceRegistry(): Promise<{ reg: TestRegistry; client: Client }> {
+  if (authMode === 'none') {
+    const reg = await startRegistry();
+    return { reg, client: new Client(reg.url) };
+  }
+  const credentials = { username: 'conformance', password: randomString(24) };
+  const reg = await startRegistry(
+    {
+      auth: {
+        mode: authMode,
+        rules: [{ repositories: '**', users: [credentials.username], actions: ['pull', 'push', 'delete'] }],
+      },
+    },
+    { users: [{ name: credentials.username, password: credentials.password }] },
+  );
+  return { reg, client: new Client(reg.url, namespace, credentials) };
 }

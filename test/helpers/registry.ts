@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { makeConfig, type Config } from '../../src/config.js';
+import { seedUsers, type SeedUser } from './users.js';
 
 export interface TestRegistry {
   /** Base URL, e.g. http://127.0.0.1:40123 */
@@ -24,9 +25,10 @@ type Sections = Parameters<typeof makeConfig>[0];
  */
 export async function startRegistry(
   overrides: Sections = {},
-  options: { dataDir?: string; keepData?: boolean } = {},
+  options: { dataDir?: string; keepData?: boolean; users?: readonly SeedUser[] } = {},
 ): Promise<TestRegistry> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  if (options.users) await seedUsers(dataDir, options.users);
   const sections = overrides ?? {};
   const config = makeConfig({
     ...sections,

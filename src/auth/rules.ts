@@ -1,0 +1,69 @@
+import type { Action } from './access.js';
+
+/** Who is calling: nobody in particular, or a user (with the groups they belong to). */
+export type Identity = { kind: 'anonymous' } | { kind: 'user'; name: string; groups: readonly string[] };
+
+export const ANONYMOUS: Identity = { kind: 'anonymous' };
+
+/** Principal names with a meaning of their own in rules; no user may be called so. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(['anonymous', 'authenticated', '*']);
+
+export interface AccessRule {
+  repositories: readonly string[];
+  users: readonly string[];
+  groups: readonly string[];
+  actions: readonly Action[];
+}
+
+/**
+ * A repository glob: `*` and `?` stay within one path component, `**` crosses them
+ * (`team/*` matches team/app, not team/a/b; `ci/**` matches both ci/a and ci/a/b).
+ */
+export function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*' && glob[i + 1] === '*') {
+      source += '.*';
+      i++;
+    } else if (c === '*') source += '[^/]*';
+    else if (c === '?') source += '[^/]';
+    else source += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+function matchesPrincipal(rule: AccessRule, identity: Identity): boolean {
+  if (rule.users.includes('*')) return true;
+  if (identity.kind === 'anonymous') return rule.users.includes('anonymous');
+  return (
+    rule.users.includes('authenticated') ||
+    rule.users.includes(identity.name) ||
+    identity.groups.some((group) => rule.groups.includes(group))
+  );
+}
+
+/**
+ * The ordered access rules: the first rule whose repository glob and principals match
+ * decides which actions the caller has; no matching rule means no access.
+ */
+export class AccessRules {
+  private readonly rules: ReadonlyArray<AccessRule & { patterns: RegExp[] }>;
+
+  constructor(rules: readonly AccessRule[]) {
+    this.rules = rules.map((rule) => ({ ...rule, patterns: rule.repositories.map(globToRegExp) }));
+  }
+
+  actions(identity: Identity, repository: string): ReadonlySet<Action> {
+    for (const rule of this.rules) {
+      if (rule.patterns.some((p) => p.test(repository)) && matchesPrincipal(rule, identity)) {
+        return new Set(rule.actions);
+      }
+    }
+    return new Set();
+  }
+
+  allows(identity: Identity, repository: string, action: Action): boolean {
+    return this.actions(identity, repository).has(action);
+  }
+}

@@ -1,0 +1,50 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TokenResponse, TokenServer } from '../auth/index.js';
+
+type Params = Record<string, string | string[] | undefined>;
+
+const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : [value].flat());
+const single = (value: string | string[] | undefined): string | undefined => list(value)[0];
+
+function send(reply: FastifyReply, body: TokenResponse) {
+  // Tokens are credentials: never cached by anything on the way.
+  return reply.headers({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).send(body);
+}
+
+/**
+ * Berth's token endpoint, `/token`: GET with HTTP Basic credentials (or none, for an
+ * anonymous token) and `?service=&scope=…`, as docker does; POST with the OAuth2 password
+ * form, as containerd does.
+ */
+export async function tokenRoutes(app: FastifyInstance, opts: { tokenServer: TokenServer }) {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_request, body, done) => {
+    const params: Params = {};
+    for (const [key, value] of new URLSearchParams(body as string)) params[key] = [...list(params[key]), value];
+    done(null, params);
+  });
+
+  app.get('/token', async (request, reply) => {
+    const query = request.query as Params;
+    const token = await opts.tokenServer.issue({
+      authorization: request.headers.authorization,
+      address: request.ip,
+      service: single(query.service),
+      scopes: list(query.scope),
+    });
+    return send(reply, token);
+  });
+
+  app.post('/token', async (request, reply) => {
+    const form = (request.body ?? {}) as Params;
+    const token = await opts.tokenServer.issue({
+      authorization: request.headers.authorization,
+      address: request.ip,
+      service: single(form.service),
+      scopes: list(form.scope),
+      grantType: single(form.grant_type) ?? '',
+      username: single(form.username),
+      password: single(form.password),
+    });
+    return send(reply, token);
+  });
+}

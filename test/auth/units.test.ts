@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { AccessRules, globToRegExp, type Identity } from '../../src/auth/rules.js';
+import { covers, formatScopes, parseScopes } from '../../src/auth/scope.js';
+import { LoginThrottle } from '../../src/auth/throttle.js';
+import { parseHtpasswd, validateUserName } from '../../src/auth/users.js';
+import { parseAuthorization } from '../../src/auth/credentials.js';
+import { requiredAccess } from '../../src/auth/access.js';
+import { ConfigError, parseConfig } from '../../src/config.js';
+import { RegistryError } from '../../src/errors.js';
+
+const anonymous: Identity = { kind: 'anonymous' };
+const user = (name: string, ...groups: string[]): Identity => ({ kind: 'user', name, groups });
+
+describe('repository globs', () => {
+  it('* stays within a component, ** crosses them, ? is one character', () => {
+    expect(globToRegExp('team/*').test('team/app')).toBe(true);
+    expect(globToRegExp('team/*').test('team/a/b')).toBe(false);
+    expect(globToRegExp('ci/**').test('ci/a/b')).toBe(true);
+    expect(globToRegExp('ci/**').test('ci')).toBe(false);
+    expect(globToRegExp('**').test('x/y/z')).toBe(true);
+    expect(globToRegExp('app?').test('app1')).toBe(true);
+    expect(globToRegExp('app?').test('app/')).toBe(false);
+    // Regex metacharacters are literal.
+    expect(globToRegExp('a.b').test('axb')).toBe(false);
+  });
+});
+
+describe('access rules', () => {
+  const rules = new AccessRules([
+    { repositories: ['**'], users: [], groups: ['admins'], actions: ['pull', 'push', 'delete'] },
+    { repositories: ['ci/**'], users: ['ci'], groups: [], actions: ['pull', 'push'] },
+    { repositories: ['internal/**'], users: ['authenticated'], groups: [], actions: ['pull'] },
+    { repositories: ['internal/**', 'secret/*'], users: ['*'], groups: [], actions: [] },
+    { repositories: ['**'], users: ['*'], groups: [], actions: ['pull'] },
+  ]);
+  const actions = (who: Identity, repo: string) => [...rules.actions(who, repo)].sort();
+
+  it('the first rule matching repository and principal decides', () => {
+    expect(actions(user('alice', 'admins'), 'secret/x')).toEqual(['delete', 'pull', 'push']);
+    expect(actions(user('ci'), 'ci/app')).toEqual(['pull', 'push']);
+    expect(actions(user('ci'), 'ci/a/b')).toEqual(['pull', 'push']);
+    expect(actions(user('ci'), 'team/app')).toEqual(['pull']);
+    expect(actions(user('reader'), 'internal/app')).toEqual(['pull']);
+    expect(actions(anonymous, 'internal/app')).toEqual([]); // an empty rule denies
+    expect(actions(anonymous, 'team/app')).toEqual(['pull']);
+    expect(actions(user('ci'), 'secret/x')).toEqual([]);
+  });
+
+  it('anonymous matches only callers without credentials; authenticated only users', () => {
+    const r = new AccessRules([
+      { repositories: ['a'], users: ['anonymous'], groups: [], actions: ['pull'] },
+      { repositories: ['b'], users: ['authenticated'], groups: [], actions: ['pull'] },
+    ]);
+    expect(r.allows(anonymous, 'a', 'pull')).toBe(true);
+    expect(r.allows(user('x'), 'a', 'pull')).toBe(false);
+    expect(r.allows(anonymous, 'b', 'pull')).toBe(false);
+    expect(r.allows(user('x'), 'b', 'pull')).toBe(true);
+  });
+
+  it('no rules: nothing is allowed', () => {
+    expect(new AccessRules([]).allows(user('root', 'admins'), 'x', 'pull')).toBe(false);
+  });
+});
+
+describe('scopes', () => {
+  it('parses several scopes, space separated or repeated, with resource classes and host:port names', () => {
+    const parsed = parseScopes(['repository:team/app:pull,push repository(plugin):p:pull', 'registry:catalog:*', 'repository:reg.lan:5000/x:pull', 'junk']);
+    expect(parsed).toEqual([
+      { type: 'repository', name: 'team/app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'p', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+      { type: 'repository', name: 'reg.lan:5000/x', actions: ['pull'] },
+    ]);
+    expect(formatScopes(parsed.slice(0, 1))).toBe('repository:team/app:pull,push');
+    expect(covers(parsed, 'repository', 'team/app', 'push')).toBe(true);
+    expect(covers(parsed, 'repository', 'team/app', 'delete')).toBe(false);
+    expect(covers(parsed, 'registry', 'catalog', '*')).toBe(true);
+  });
+});
+
+describe('required access', () => {
+  it('GET/HEAD pull, POST/PUT/PATCH pull+push, DELETE delete, a mount source separately', () => {
+    const manifest = { kind: 'manifest', name: 'a/b', reference: 'x' } as const;
+    expect(requiredAccess('HEAD', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull'] }]);
+    expect(requiredAccess('PUT', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
+    expect(requiredAccess('DELETE', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['delete'] }]);
+    const mount = requiredAccess('POST', { kind: 'uploads', name: 'a/b' }, 'c/d');
+    expect(mount.repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
+    expect(mount.mountFrom).toBe('c/d');
+    expect(requiredAccess('GET', { kind: 'catalog' }, undefined)).toEqual({ repositories: [], catalog: true });
+  });
+});
+
+describe('failed-login throttle', () => {
+  it('locks an address and a user after maxFailures within the window, with Retry-After, then forgets', () => {
+    let now = 1_000_000;
+    const throttle = new LoginThrottle(3, 60_000, () => now);
+    for (let i = 0; i < 3; i++) {
+      throttle.check('10.0.0.1', 'bob');
+      throttle.failure('10.0.0.1', 'bob');
+    }
+    let error: RegistryError | undefined;
+    try {
+      throttle.check('10.0.0.1', 'carol');
+    } catch (err) {
+      error = err as RegistryError;
+    }
+    expect(error?.status).toBe(429);
+    expect(error?.code).toBe('TOOMANYREQUESTS');
+    expect(error?.headers['Retry-After']).toBe('60');
+    expect(() => throttle.check('10.0.0.2', 'bob')).toThrow(RegistryError); // the user, from anywhere
+    expect(() => throttle.check('10.0.0.2', 'carol')).not.toThrow(); // others are untouched
+    now += 30_000;
+    try {
+      throttle.check('10.0.0.1', undefined);
+    } catch (err) {
+      expect((err as RegistryError).headers['Retry-After']).toBe('30');
+    }
+    now += 30_001;
+    expect(() => throttle.check('10.0.0.1', 'bob')).not.toThrow();
+  });
+});
+
+describe('credentials and users', () => {
+  it('parses Basic (password may contain colons) and Bearer; anything else is invalid', () => {
+    const b = Buffer.from('ci:pa:ss').toString('base64');
+    expect(parseAuthorization(`Basic ${b}`)).toEqual({ scheme: 'basic', user: 'ci', password: 'pa:ss' });
+    expect(parseAuthorization('bearer abc')).toEqual({ scheme: 'bearer', token: 'abc' });
+    expect(parseAuthorization(undefined)).toBeUndefined();
+    expect(parseAuthorization(`Basic ${Buffer.from(':').toString('base64')}`)).toBeUndefined();
+    expect(parseAuthorization('Digest x')).toEqual({ scheme: 'invalid' });
+    expect(parseAuthorization(`Basic ${Buffer.from('nocolon').toString('base64')}`)).toEqual({ scheme: 'invalid' });
+  });
+
+  it('user names exclude colons and the reserved principals', () => {
+    expect(validateUserName('ci-bot@lan')).toBe('ci-bot@lan');
+    expect(() => validateUserName('a:b')).toThrow();
+    expect(() => validateUserName('anonymous')).toThrow();
+    expect(() => validateUserName('authenticated')).toThrow();
+  });
+
+  it('htpasswd: bcrypt lines only', () => {
+    const hash = '$2y$05$' + 'a'.repeat(53);
+    expect(parseHtpasswd(`# comment\nalice:${hash}\n\n`)).toEqual([{ name: 'alice', hash }]);
+    expect(() => parseHtpasswd('bob:{SHA}abc=')).toThrow(/line 1: expected name:bcrypt-hash/);
+  });
+});
+
+describe('auth configuration', () => {
+  it('accepts the modes, rules (a single glob or a list) and JSON from the environment', () => {
+    const config = parseConfig(
+      'auth:\n  mode: basic\n  rules:\n    - { repositories: "ci/**", users: [ci], actions: [pull, push] }\n',
+      { BERTH_AUTH_ADMIN_GROUPS: '["admins"]', BERTH_AUTH_GROUPS: '{"admins":["alice"]}' },
+    );
+    expect(config.auth.mode).toBe('basic');
+    expect(config.auth.rules).toEqual([{ repositories: ['ci/**'], users: ['ci'], groups: [], actions: ['pull', 'push'] }]);
+    expect(config.auth.adminGroups).toEqual(['admins']);
+    expect(config.auth.groups).toEqual({ admins: ['alice'] });
+    const fromEnv = parseConfig(undefined, { BERTH_AUTH_MODE: 'token', BERTH_AUTH_RULES: '[{"repositories":"**","users":["*"],"actions":["pull"]}]' });
+    expect(fromEnv.auth.rules[0]!.repositories).toEqual(['**']);
+  });
+
+  it('refuses unknown actions, rules without principals and an external issuer without a realm', () => {
+    expect(() => parseConfig('auth:\n  rules:\n    - { repositories: "**", users: [a], actions: [fly] }\n')).toThrow(ConfigError);
+    expect(() => parseConfig('auth:\n  rules:\n    - { repositories: "**", actions: [pull] }\n')).toThrow(/needs users or groups/);
+    expect(() => parseConfig('auth:\n  mode: token\n  tokenJwks: https://x/jwks\n')).toThrow(/auth\.tokenRealm/);
+    expect(() => parseConfig('auth:\n  mode: ldap\n')).toThrow(/auth\.mode/);
+  });
+});
