@@ -1,4 +1,5 @@
 import type { Action } from './access.js';
+import { globToRegExp } from '../glob.js';
 
 /** Who is calling: nobody in particular, or a user (with the groups they belong to). */
 export type Identity = { kind: 'anonymous' } | { kind: 'user'; name: string; groups: readonly string[] };
@@ -13,24 +14,6 @@ export interface AccessRule {
   users: readonly string[];
   groups: readonly string[];
   actions: readonly Action[];
-}
-
-/**
- * A repository glob: `*` and `?` stay within one path component, `**` crosses them
- * (`team/*` matches team/app, not team/a/b; `ci/**` matches both ci/a and ci/a/b).
- */
-export function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      source += '.*';
-      i++;
-    } else if (c === '*') source += '[^/]*';
-    else if (c === '?') source += '[^/]';
-    else source += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`);
 }
 
 function matchesPrincipal(rule: AccessRule, identity: Identity): boolean {

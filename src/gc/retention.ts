@@ -1,3 +1,5 @@
+import { globToRegExp } from '../glob.js';
+
 /** A retention rule as configured (`gc.retention`), durations already in milliseconds. */
 export interface RetentionRule {
   repositories: string;
@@ -11,24 +13,6 @@ export interface TagRow {
   digest: string;
   /** When the tag was last pushed (ms since the epoch). */
   updatedAt: number;
-}
-
-/**
- * Compiles a repository glob: `*` matches within one path component, `**` across
- * components (`team/**` matches `team/a` and `team/a/b`), everything else literally.
- */
-export function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      source += '.*';
-      i++;
-    } else if (c === '*') source += '[^/]*';
-    else if (c === '?') source += '[^/]';
-    else source += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`);
 }
 
 /** The first rule whose glob matches `repository`, if any. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AccessRules, globToRegExp, type Identity } from '../../src/auth/rules.js';
+import { AccessRules, type Identity } from '../../src/auth/rules.js';
+import { globToRegExp } from '../../src/glob.js';
 import { covers, formatScopes, parseScopes } from '../../src/auth/scope.js';
 import { LoginThrottle } from '../../src/auth/throttle.js';
 import { parseHtpasswd, validateUserName } from '../../src/auth/users.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config.js';
-import { expiredTags, globToRegExp, ruleFor } from '../../src/gc/retention.js';
+import { expiredTags, ruleFor } from '../../src/gc/retention.js';
+import { globToRegExp } from '../../src/glob.js';
 
 const HOUR = 3_600_000;
 const now = 1_000 * HOUR;
