@@ -89,7 +89,7 @@ export async function startDistribution(dataDir?: string): Promise<Registry> {
       '',
     ].join('\n'),
   );
-  const child = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn('docker-registry', ['serve', configFile], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child, 'Distribution');
   const stop = stopper(child, dir, dataDir !== undefined);

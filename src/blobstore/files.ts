@@ -21,7 +21,7 @@ export class BlobFiles {
 
   constructor(
     readonly root: string,
-    private readonly durable: boolean,
+    readonly durable: boolean,
   ) {
     this.blobsDir = join(root, 'blobs');
     this.uploadsDir = join(root, 'uploads');

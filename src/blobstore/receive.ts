@@ -1,25 +1,60 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Hash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDigester, type Algorithm } from '../digest.js';
 import { READ_CHUNK } from './files.js';
+
+/** With durability on, written data is flushed to disk every this many bytes while receiving. */
+const SYNC_EVERY = 16 * 1024 * 1024;
 
 /**
  * Streams `body` into `path` (appending or creating), feeding every byte to `hash`
  * as it passes. Returns the number of bytes written. Memory stays flat whatever
  * the size: backpressure flows from the file to the socket.
+ *
+ * When `durable`, the file is fdatasync'ed in the background every SYNC_EVERY bytes,
+ * so the disk writes back while the network delivers and the fsync before publishing
+ * finds little left to do, instead of flushing the whole blob at the end.
  */
-export async function receiveInto(body: Readable, path: string, hash: Hash, flags: 'a' | 'w'): Promise<number> {
+export async function receiveInto(body: Readable, path: string, hash: Hash, flags: 'a' | 'w', durable: boolean): Promise<number> {
+  const handle = await open(path, flags);
   let bytes = 0;
+  let unsynced = 0;
+  let syncing: Promise<void> | undefined;
   const hasher = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       bytes += chunk.length;
+      unsynced += chunk.length;
+      if (durable && unsynced >= SYNC_EVERY && syncing === undefined) {
+        unsynced = 0;
+        // Errors surface in the final fsync before the blob is published.
+        syncing = handle.datasync().then(
+          () => (syncing = undefined),
+          () => (syncing = undefined),
+        );
+      }
       callback(null, chunk);
     },
   });
-  await pipeline(body, hasher, createWriteStream(path, { flags, highWaterMark: READ_CHUNK }));
+  try {
+    const sink = new Writable({
+      highWaterMark: READ_CHUNK,
+      write(chunk: Buffer, _encoding, callback) {
+        handle.write(chunk).then(() => callback(), callback);
+      },
+      writev(chunks, callback) {
+        handle.writev(chunks.map((c) => c.chunk as Buffer)).then(() => callback(), callback);
+      },
+    });
+    await pipeline(body, hasher, sink);
+    await syncing;
+  } finally {
+    await syncing;
+    await handle.close();
+  }
   return bytes;
 }
 

@@ -51,7 +51,7 @@ export class BlobService {
     const temp = this.files.tempPath(randomUUID());
     try {
       const hash = createDigester(digest.algorithm);
-      const size = await receiveInto(body, temp, hash, 'w');
+      const size = await receiveInto(body, temp, hash, 'w', this.files.durable);
       const actual = `${digest.algorithm}:${hash.digest('hex')}`;
       if (actual !== digest.value) throw digestMismatch(digest.value, actual);
       await this.commit(repo, temp, digest, size);

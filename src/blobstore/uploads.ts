@@ -135,7 +135,7 @@ export class UploadSessions {
       this.live.set(id, live);
     }
     try {
-      live.offset += await receiveInto(body, this.files.uploadPath(id), live.hash, 'a');
+      live.offset += await receiveInto(body, this.files.uploadPath(id), live.hash, 'a', this.files.durable);
     } catch (err) {
       // Some bytes may have been hashed but not written: rebuild from the file next time.
       this.live.delete(id);

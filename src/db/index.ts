@@ -51,6 +51,12 @@ interface ManifestRow {
  */
 export class MetadataIndex {
   private readonly db: Database.Database;
+  /**
+   * A second connection for upload-session rows, without an fsync per commit: a
+   * session only has to survive a process crash (WAL does that), and the next durable
+   * commit syncs its frames anyway. A small-blob push thus pays one fsync, not four.
+   */
+  private readonly sessionsDb: Database.Database;
   private readonly stmt;
 
   constructor(file: string, options: { durable: boolean }) {
@@ -61,7 +67,11 @@ export class MetadataIndex {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.sessionsDb = new Database(file);
+    this.sessionsDb.pragma('synchronous = NORMAL');
+    this.sessionsDb.pragma('busy_timeout = 5000');
     const db = this.db;
+    const sessions = this.sessionsDb;
     this.stmt = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -106,14 +116,14 @@ export class MetadataIndex {
         `SELECT digest, media_type, artifact_type, size, annotations FROM manifests
          WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
       ),
-      insertUpload: db.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
-      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
+      insertUpload: sessions.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
+      upload: sessions.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
         'SELECT id, repo, created_at, updated_at FROM uploads WHERE id = ?',
       ),
-      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
-      deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
-      staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
-      uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
+      touchUpload: sessions.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      deleteUpload: sessions.prepare('DELETE FROM uploads WHERE id = ?'),
+      staleUploads: sessions.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+      uploadIds: sessions.prepare<[], { id: string }>('SELECT id FROM uploads'),
     };
   }
 
@@ -128,6 +138,7 @@ export class MetadataIndex {
   }
 
   close(): void {
+    this.sessionsDb.close();
     this.db.close();
   }
 
