@@ -20,5 +20,10 @@ RUN mkdir -p /var/lib/berth && chown node:node /var/lib/berth
 USER node
 VOLUME ["/var/lib/berth"]
 EXPOSE 5000
+# Ready = the index and the data volume accept writes and enough disk is free (GET /readyz,
+# over HTTPS when http.tlsCert is set). Give `docker stop` more than limits.shutdownTimeout
+# (60 s) so uploads in progress can finish: docker stop -t 90, or stop_grace_period.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["node", "/app/dist/cli.js", "healthcheck", "--config", "/app/config/default.yaml"]
 ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["serve", "--config", "/app/config/default.yaml"]

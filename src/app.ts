@@ -9,11 +9,18 @@ import type { Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
+import { PullThrough } from './proxy/service.js';
 import { handleError } from './routes/errors.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
 import { Lifecycle } from './gc/service.js';
+import { HealthChecks } from './ops/health.js';
+import { Maintenance } from './ops/maintenance.js';
+import { Metrics } from './ops/metrics.js';
+import { Notifier } from './ops/webhooks.js';
+import { serverOptions } from './tls/server.js';
+import { Actors, installOperations } from './routes/ops.js';
 
 const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 
@@ -29,8 +36,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const blobs = new BlobService(files, index);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
   const manifests = new ManifestService(index);
+  const proxy = config.proxy.upstreams.length > 0 ? new PullThrough(config, index, blobs, files) : undefined;
 
+  // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({
+    ...(await serverOptions(config.http)),
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -38,7 +48,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     requestTimeout: 0,
     bodyLimit: config.manifests.maxBytes,
     return503OnClosing: true,
-  });
+  }) as unknown as FastifyInstance;
 
   let auth: Auth;
   try {
@@ -58,7 +68,13 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   }, config.uploads.purgeInterval);
   purgeTimer.unref();
   const lifecycle = new Lifecycle(files, index, config);
-  lifecycle.schedule(config.gc.interval, app.log);
+  const maintenance = new Maintenance(config.storage.readOnly);
+  const metrics = new Metrics(index, maintenance);
+  lifecycle.onCollected((report) => metrics.collected(report));
+  lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
+  app.decorate('operations', { metrics, maintenance });
+  const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok));
+  notifier.start();
 
   app.addHook('onRequest', async (_request, reply) => {
     reply.header(API_VERSION_HEADER, 'registry/2.0');
@@ -81,12 +97,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   // its keep-alive timeout. Keep closing the idle ones until the server is down.
   let reaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
-    reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+    reaper = setInterval(() => app.server.closeIdleConnections?.(), 50);
   });
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     clearInterval(purgeTimer);
     await lifecycle.close();
+    await notifier.close();
+    await proxy?.close();
     index.close();
   });
 
@@ -98,12 +116,16 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     return handleError(error, request, reply);
   });
 
-  const { authorizer, tokenServer } = auth;
+  const health = new HealthChecks(index, config.storage.root, config.health.minFreeBytes);
+  const actors = new Actors();
+  await installOperations(app, { config, metrics, maintenance, health, uploads, notifier, actors });
+  const { tokenServer } = auth;
+  const authorizer = actors.wrap(auth.authorizer);
   if (tokenServer) await app.register(tokenRoutes, { tokenServer });
   await app.register(registryRoutes, {
-    services: { config, blobs, uploads, manifests },
+    services: { config, blobs, uploads, manifests, proxy },
     authorizer,
   });
-  await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config });
+  await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
   return app;
 }

@@ -8,6 +8,8 @@ import { duCommand } from './cli/du.js';
 import { fsckCommand } from './cli/fsck.js';
 import { gcCommand } from './cli/gc.js';
 import { repoCommand } from './cli/repo.js';
+import { certCommand } from './cli/cert.js';
+import { healthcheckCommand } from './cli/healthcheck.js';
 
 /** A subcommand: receives its own arguments, returns the exit code (or never, for servers). */
 export type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number | 'running'>;
@@ -19,6 +21,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   du: { run: duCommand, summary: 'storage used per repository, shared and reclaimable bytes' },
   fsck: { run: fsckCommand, summary: 'verify every blob and the index (--repair to fix)' },
   repo: { run: repoCommand, summary: 'repo rm NAME: delete a repository' },
+  cert: { run: certCommand, summary: 'cert self-signed --host NAME: a CA and server certificate for TLS' },
+  healthcheck: { run: healthcheckCommand, summary: 'exit 0 when the local server is ready (/readyz), 1 otherwise' },
 };
 
 function usage(): string {

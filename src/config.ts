@@ -81,6 +81,45 @@ const jsonRecord = <T extends z.ZodType>(item: T) =>
     }
   }, z.record(z.string(), item));
 
+/**
+ * A registry the pull-through cache mirrors. `name` is the first path component of its
+ * cached repositories (`docker.io/library/busybox`), so it follows the repository grammar.
+ * The password comes from `password`, the file `passwordFile`, or the environment
+ * variable `passwordEnv`.
+ */
+const upstream = z
+  .object({
+    name: z.string().regex(/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/, 'expected a repository path component, e.g. docker.io'),
+    url: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'expected http(s)://host[:port]'),
+    username: z.string().default(''),
+    password: z.string().default(''),
+    passwordFile: z.string().default(''),
+    passwordEnv: z.string().default(''),
+    tagTtl: duration.default(300_000),
+    timeout: duration.default(30_000),
+  })
+  .strict()
+  .transform((u) => ({
+    ...u,
+    url: u.url.replace(/\/$/, ''),
+    password: u.passwordFile === '' ? u.password : readFileSync(u.passwordFile, 'utf8').trim(),
+  }));
+
+/**
+ * A webhook receiver: the events it wants (`push`, `pull`, `delete`) in the repositories
+ * matching its globs, signed with `secret` (HMAC-SHA256) when one is set.
+ */
+const webhookEndpoint = z
+  .object({
+    name: z.string().min(1),
+    url: z.string().regex(/^https?:\/\/\S+$/, 'expected an http(s) URL'),
+    secret: z.string().default(''),
+    events: z.array(z.enum(['push', 'pull', 'delete'])).default(['push', 'pull', 'delete']),
+    repositories: z.array(z.string().min(1)).default(['**']),
+    timeout: duration.default(10_000),
+  })
+  .strict();
+
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
 
 export const configSchema = z
@@ -88,14 +127,21 @@ export const configSchema = z
     http: z
       .object({
         addr: listenAddress.default('0.0.0.0:5000'),
+        tlsCert: z.string().default(''),
+        tlsKey: z.string().default(''),
       })
       .strict()
+      .refine((http) => (http.tlsCert === '') === (http.tlsKey === ''), {
+        message: 'tlsCert and tlsKey go together',
+        path: ['tlsKey'],
+      })
       .prefault({}),
     storage: z
       .object({
         root: z.string().min(1).default('./data'),
         fsync: z.boolean().default(true),
         delete: z.boolean().default(true),
+        readOnly: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -121,6 +167,40 @@ export const configSchema = z
         retention: jsonList(retentionRule).default([]),
       })
       .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        addr: z.union([z.literal(''), listenAddress]).default(''),
+      })
+      .strict()
+      .prefault({}),
+    health: z
+      .object({
+        minFreeBytes: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        maxBlobBytes: z.number().int().nonnegative().default(0),
+        maxConcurrentUploads: z.number().int().nonnegative().default(0),
+        maxEventLoopDelay: duration.default(1000),
+        shutdownTimeout: duration.default(60_000),
+      })
+      .strict()
+      .prefault({}),
+    notifications: z
+      .object({
+        endpoints: jsonList(webhookEndpoint).default([]),
+        retryBackoff: duration.default(1000),
+        maxRetryBackoff: duration.default(300_000),
+      })
+      .strict()
+      .refine((n) => new Set(n.endpoints.map((e) => e.name)).size === n.endpoints.length, {
+        message: 'endpoint names must be unique',
+        path: ['endpoints'],
+      })
       .prefault({}),
     log: z
       .object({
@@ -152,6 +232,23 @@ export const configSchema = z
       .refine((auth) => !(auth.tokenPublicKey || auth.tokenJwks) || auth.tokenRealm !== '', {
         message: 'tokenRealm (the external token server) is required with tokenPublicKey or tokenJwks',
         path: ['tokenRealm'],
+      })
+      .prefault({}),
+    proxy: z
+      .object({
+        upstreams: jsonList(upstream).default([]),
+        defaultUpstream: z.string().default(''),
+        local: jsonList(z.string().min(1)).default([]),
+        maxBytes: z.number().int().nonnegative().default(0),
+      })
+      .strict()
+      .refine((proxy) => new Set(proxy.upstreams.map((u) => u.name)).size === proxy.upstreams.length, {
+        message: 'upstream names must be unique',
+        path: ['upstreams'],
+      })
+      .refine((proxy) => proxy.defaultUpstream === '' || proxy.upstreams.some((u) => u.name === proxy.defaultUpstream), {
+        message: 'defaultUpstream must name one of the upstreams',
+        path: ['defaultUpstream'],
       })
       .prefault({}),
   })
@@ -221,6 +318,9 @@ export function parseConfig(yamlText: string | undefined, env: NodeJS.ProcessEnv
   }
   const config = result.data;
   config.storage.root = resolve(config.storage.root);
+  for (const u of config.proxy.upstreams) {
+    if (u.passwordEnv !== '') u.password = env[u.passwordEnv] ?? '';
+  }
   return deepFreeze(config);
 }
 

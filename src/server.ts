@@ -1,5 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { metricsHandler } from './routes/ops.js';
+import { readKeyPair } from './tls/server.js';
 import { splitAddress, type Config } from './config.js';
 
 /** Starts the registry on the configured address and closes it cleanly on SIGTERM/SIGINT. */
@@ -7,9 +11,14 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config);
   const { host, port } = splitAddress(config.http.addr);
   await app.listen({ host, port });
+  const metricsServer = config.metrics.enabled && config.metrics.addr !== '' ? await listenMetrics(app, config.metrics.addr) : undefined;
   const address = app.server.address();
   app.log.info(
-    { port: typeof address === 'object' && address ? address.port : port, storage: config.storage.root },
+    {
+      port: typeof address === 'object' && address ? address.port : port,
+      storage: config.storage.root,
+      ...(metricsServer && { metricsPort: (metricsServer.server.address() as { port: number }).port }),
+    },
     'berth is ready',
   );
   if (config.auth.mode === 'none' && !isLoopback(host)) {
@@ -19,12 +28,49 @@ export async function serve(config: Config): Promise<FastifyInstance> {
     );
   }
 
+  // With TLS, SIGHUP reloads the certificate and key: new connections get them, the open
+  // ones (a download in progress) go on with the old. The HTTP/2 server has no
+  // closeAllConnections, so the shutdown deadline destroys its sockets itself.
+  const tlsSockets = new Set<Socket>();
+  if (config.http.tlsCert !== '') {
+    const server = app.server as unknown as TlsServer;
+    server.on('secureConnection', (socket: Socket) => {
+      tlsSockets.add(socket);
+      socket.once('close', () => tlsSockets.delete(socket));
+    });
+    process.on('SIGHUP', () => {
+      readKeyPair(config.http).then(
+        (pair) => {
+          server.setSecureContext(pair);
+          app.log.info({ cert: config.http.tlsCert }, 'TLS certificate reloaded');
+        },
+        (err: unknown) => app.log.error({ err }, 'TLS certificate reload failed; keeping the current one'),
+      );
+    });
+  }
+
+  // SIGUSR2 toggles read-only mode (as PUT /_berth/admin/read-only does).
+  const { maintenance } = app.operations;
+  process.on('SIGUSR2', () => {
+    maintenance.set(!maintenance.readOnly, 'SIGUSR2');
+    app.log.warn({ ...maintenance.status() }, maintenance.readOnly ? 'read-only mode on' : 'read-only mode off');
+  });
+
   let closing = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'shutting down');
-    app.close().then(
+    // New connections are refused at once; requests in progress (uploads, downloads) get
+    // up to limits.shutdownTimeout to finish, then their connections are cut. The index
+    // closes after the last request is done.
+    const deadline = config.limits.shutdownTimeout;
+    app.log.info({ signal, deadlineMs: deadline }, 'shutting down');
+    setTimeout(() => {
+      app.log.warn({ deadlineMs: deadline }, 'shutdown deadline reached: closing the remaining connections');
+      app.server.closeAllConnections?.();
+      for (const socket of tlsSockets) socket.destroy();
+    }, deadline).unref();
+    Promise.all([app.close(), metricsServer?.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
         app.log.error({ err }, 'shutdown failed');
@@ -35,6 +81,15 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   return app;
+}
+
+/** A second listener serving only /metrics, for `metrics.addr`. */
+async function listenMetrics(app: FastifyInstance, addr: string): Promise<FastifyInstance> {
+  const server = Fastify({ logger: false });
+  server.get('/metrics', metricsHandler(app.operations.metrics));
+  const { host, port } = splitAddress(addr);
+  await server.listen({ host, port });
+  return server;
 }
 
 function isLoopback(host: string): boolean {

@@ -23,7 +23,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   }
   const config = loadConfig(values.config ?? env.BERTH_CONFIG, env);
   if (values['check-config']) {
-    console.log(JSON.stringify(config, null, 2));
+    // Upstream passwords (proxy.upstreams) are secrets: shown only as set or not.
+    console.log(JSON.stringify(config, (key, value: unknown) => (key === 'password' && value !== '' ? '(set)' : value), 2));
     console.log('configuration is valid');
     return 0;
   }

@@ -115,4 +115,42 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (user_name, group_name)
   ) WITHOUT ROWID;
   `,
+  // Operations: the row /readyz writes to prove the index is writable, and the durable
+  // queue of webhook deliveries (one row per event and endpoint, delivered in id order
+  // per endpoint and repository).
+  `
+  CREATE TABLE health_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT
+  );
+  CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint, repository, id);
+  `,
+  // Pull-through cache bookkeeping (src/proxy): when each mirrored tag was last checked
+  // against its upstream, and when each mirrored manifest was last pulled.
+  `
+  CREATE TABLE proxy_tags (
+    repo TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    checked_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, tag)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE proxy_pulls (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    pulled_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, digest)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -30,6 +30,7 @@ export class Lifecycle {
   private readonly usageQueries: UsageQueries;
   private readonly remover: RepositoryRemover;
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<(report: GcReport | undefined) => void> = [];
 
   constructor(files: BlobFiles, index: MetadataIndex, config: Config) {
     this.collector = new Collector(files, index, config.gc, config.storage.fsync);
@@ -38,7 +39,19 @@ export class Lifecycle {
   }
 
   collect(options: RunOptions = {}): Promise<GcReport> {
-    return this.collector.run(options);
+    const run = this.collector.run(options);
+    if (!options.dryRun) {
+      run.then(
+        (report) => this.listeners.forEach((listener) => listener(report)),
+        () => this.listeners.forEach((listener) => listener(undefined)),
+      );
+    }
+    return run;
+  }
+
+  /** Calls `listener` after every collection that is not a dry run (undefined: it failed). */
+  onCollected(listener: (report: GcReport | undefined) => void): void {
+    this.listeners.push(listener);
   }
 
   /** Accounting for every repository (or one; undefined if unknown) with the reclaimable bytes. */
@@ -56,10 +69,11 @@ export class Lifecycle {
     return this.remover.remove(name, options);
   }
 
-  /** Collects every `interval` ms (0: never) in the background, logging what each run removed. */
-  schedule(interval: number, log: Logger): void {
+  /** Collects every `interval` ms (0: never) in the background, unless `paused()`, logging what each run removed. */
+  schedule(interval: number, log: Logger, paused: () => boolean = () => false): void {
     if (interval <= 0) return;
     this.timer = setInterval(() => {
+      if (paused()) return;
       this.collect().then(
         (report) => {
           if (report.manifests.length + report.tags.length + report.files.count + report.blobs.count > 0) {

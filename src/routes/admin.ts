@@ -3,6 +3,7 @@ import type { Authorizer } from '../auth/index.js';
 import type { Config } from '../config.js';
 import { oci } from '../errors.js';
 import type { Lifecycle } from '../gc/service.js';
+import type { Maintenance } from '../ops/maintenance.js';
 import { validateRepositoryName } from '../names.js';
 import type { Query } from './context.js';
 
@@ -14,9 +15,12 @@ function dryRun(query: Query): boolean {
 
 /**
  * Berth's admin API under /_berth/admin (registered with that prefix): storage usage,
- * garbage collection and repository removal. Every request needs `admin` access.
+ * garbage collection, repository removal and read-only mode. Every request needs `admin` access.
  */
-export async function adminRoutes(app: FastifyInstance, opts: { lifecycle: Lifecycle; authorizer: Authorizer; config: Config }) {
+export async function adminRoutes(
+  app: FastifyInstance,
+  opts: { lifecycle: Lifecycle; authorizer: Authorizer; config: Config; maintenance: Maintenance },
+) {
   app.addHook('onRequest', async (request: FastifyRequest) => {
     await opts.authorizer.authorize(request, { repositories: [], catalog: false, admin: true });
   });
@@ -46,5 +50,18 @@ export async function adminRoutes(app: FastifyInstance, opts: { lifecycle: Lifec
     if (!removal) throw oci('NAME_UNKNOWN', `repository "${name}" is not known`, { name });
     request.log.info({ ...removal }, plan ? 'repository removal planned' : 'repository removed');
     return reply.send(removal);
+  });
+
+  app.get('/read-only', async (_request, reply) => reply.send(opts.maintenance.status()));
+
+  app.put('/read-only', async (request, reply) => {
+    const body = request.body as { readOnly?: unknown; reason?: unknown } | undefined;
+    if (typeof body?.readOnly !== 'boolean') {
+      throw oci('UNSUPPORTED', 'expected a JSON body {"readOnly": true|false, "reason": "…"}', undefined, { status: 400 });
+    }
+    const reason = typeof body.reason === 'string' && body.reason !== '' ? body.reason : 'admin API';
+    opts.maintenance.set(body.readOnly, reason);
+    request.log.warn({ ...opts.maintenance.status() }, body.readOnly ? 'read-only mode on' : 'read-only mode off');
+    return reply.send(opts.maintenance.status());
   });
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { BlobService } from '../blobstore/service.js';
 import type { UploadSessions } from '../blobstore/uploads.js';
 import type { ManifestService } from '../manifests/service.js';
+import type { PullThrough } from '../proxy/service.js';
 
 /** The services routes call; routes never reach the store or index past these. */
 export interface Services {
@@ -12,6 +13,8 @@ export interface Services {
   blobs: BlobService;
   uploads: UploadSessions;
   manifests: ManifestService;
+  /** The pull-through cache, when upstreams are configured. */
+  proxy?: PullThrough;
 }
 
 export type Query = Record<string, string | undefined>;

@@ -3,6 +3,7 @@ import { requiredAccess } from '../auth/access.js';
 import type { Authorizer } from '../auth/index.js';
 import { oci } from '../errors.js';
 import { validateRepositoryName } from '../names.js';
+import { mirrorHandler } from '../proxy/routes.js';
 import { blobRoutes } from './blobs.js';
 import type { Handler, Query, Services } from './context.js';
 import { catalogRoutes, tagsRoutes } from './listings.js';
@@ -51,8 +52,10 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
     }
     const query = request.query as Query;
     if ('name' in path) request.log = request.log.child({ repository: path.name });
+    const mirror = 'name' in path ? opts.services.proxy?.resolve(path.name, query.ns) : undefined;
+    const serve = mirror ? (mirrorHandler(path as Extract<ApiPath, { name: string }>, request.method, mirror) as Handler<ApiPath>) : handler;
     const grant = await opts.authorizer.authorize(request, requiredAccess(request.method, path, query.from));
-    return handler({ request, reply, path, query, services: opts.services, grant });
+    return serve({ request, reply, path, query, services: opts.services, grant });
   };
 
   for (const url of ['/v2', '/v2/', '/v2/*']) {

@@ -9,6 +9,8 @@ export interface RegistryProcess {
   child: ChildProcess;
   /** Resolves when the process has exited. */
   exited: Promise<void>;
+  /** The 'berth is ready' log entry (port, storage, metricsPort with metrics.addr). */
+  ready: Record<string, unknown>;
 }
 
 /**
@@ -23,19 +25,19 @@ export async function spawnRegistry(dataDir: string, env: Record<string, string>
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'berth is ready' && entry.port) resolve(entry.port);
+        if (entry.msg === 'berth is ready' && entry.port) resolve(entry);
       } catch {
         // not a log line
       }
     });
     child.once('exit', (code) => reject(new Error(`berth exited with ${code} before it was ready: ${stderr}`)));
   });
-  return { url: `http://127.0.0.1:${port}`, child, exited };
+  return { url: `http://127.0.0.1:${ready.port as number}`, child, exited, ready };
 }
 
 export async function killHard(registry: RegistryProcess): Promise<void> {

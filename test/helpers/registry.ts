@@ -35,6 +35,9 @@ export async function startRegistry(
     http: { addr: '127.0.0.1:0', ...(sections.http as object) },
     storage: { root: dataDir, ...(sections.storage as object) },
     log: { level: 'silent', ...(sections.log as object) },
+    // The registry shares its event loop with the test (spawnSync of the CLI blocks it for
+    // seconds): the overload protection would answer 503. Tests of it turn it on.
+    limits: { maxEventLoopDelay: 0, ...(sections.limits as object) },
   });
   const app = await buildApp(config);
   await app.listen({ host: '127.0.0.1', port: 0 });

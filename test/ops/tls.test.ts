@@ -1,0 +1,156 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { connect as http2Connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { offlineEnv, run, runExpectFailure } from '../helpers/exec.js';
+import { buildBusyboxImage, readLayoutTag } from '../helpers/images.js';
+import { call } from '../helpers/oci.js';
+import { killHard, spawnRegistry, type RegistryProcess } from '../helpers/process.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** `berth cert self-signed` into `out`; returns its output. */
+function selfSigned(out: string): string {
+  const result = spawnSync(process.execPath, [CLI, 'cert', 'self-signed', '--host', '127.0.0.1', '--host', 'localhost', '--out', out, '--port', '5443'], {
+    encoding: 'utf8',
+  });
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout;
+}
+
+/** An HTTPS/1.1 request trusting only `ca`; resolves with the response (its body unread). */
+function httpsGet(url: string, ca: Buffer, headers: Record<string, string> = {}) {
+  return new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    const req = httpsRequest(url, { ca, agent: false, headers }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function readAll(res: import('node:http').IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function http2Get(origin: string, ca: Buffer, path: string): Promise<{ status: number; headers: Record<string, unknown>; alpn: string | false | undefined }> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(origin, { ca });
+    session.on('error', reject);
+    const stream = session.request({ ':path': path });
+    stream.on('response', (headers) => {
+      stream.resume();
+      stream.on('end', () => {
+        const alpn = session.alpnProtocol;
+        session.close();
+        resolve({ status: Number(headers[':status']), headers, alpn });
+      });
+    });
+    stream.on('error', reject);
+  });
+}
+
+describe('TLS', () => {
+  it('berth cert self-signed: HTTP/2 and HTTP/1.1 over TLS, and skopeo pushes and pulls trusting only the CA', async () => {
+    const certs = await tempDir('berth-certs-');
+    const out = selfSigned(certs);
+    expect(out).toContain('/etc/docker/certs.d/127.0.0.1:5443/ca.crt');
+    expect(out).toContain(`tlsCert: ${join(certs, 'server.crt')}`);
+    expect((await stat(join(certs, 'server.key'))).mode & 0o777).toBe(0o600);
+    const ca = await readFile(join(certs, 'ca.crt'));
+
+    const reg: TestRegistry = await startRegistry({ http: { tlsCert: join(certs, 'server.crt'), tlsKey: join(certs, 'server.key') } });
+    cleanups.push(() => reg.close());
+    const origin = `https://${reg.host}`;
+
+    const h2 = await http2Get(origin, ca, '/v2/');
+    expect(h2).toMatchObject({ status: 200, alpn: 'h2' });
+    expect(h2.headers['docker-distribution-api-version']).toBe('registry/2.0');
+    const h1 = await httpsGet(`${origin}/v2/`, ca);
+    expect(h1.httpVersion).toBe('1.1');
+    expect(h1.statusCode).toBe(200);
+    await readAll(h1);
+    await expect(call(reg.url, 'GET', '/v2/')).rejects.toThrow(); // plain HTTP is not spoken
+
+    const work = await tempDir('berth-tls-skopeo-');
+    const layout = join(work, 'src');
+    const image = await buildBusyboxImage(layout, 'app', { workDir: work });
+    // skopeo reads CA certificates (*.crt) from a directory, as docker does from certs.d.
+    const trust = join(work, 'trust');
+    await mkdir(trust);
+    await copyFile(join(certs, 'ca.crt'), join(trust, 'ca.crt'));
+    const skopeo = (args: string[]) => run('skopeo', args, { env: offlineEnv, timeoutMs: 120_000 });
+
+    const refused = await runExpectFailure('skopeo', ['inspect', `docker://${reg.host}/team/app:1`], { env: offlineEnv, timeoutMs: 60_000 });
+    expect(refused.stderr).toMatch(/certificate/);
+    await skopeo(['copy', '--dest-cert-dir', trust, `oci:${layout}:app`, `docker://${reg.host}/team/app:1`]);
+    const back = join(work, 'back');
+    await skopeo(['copy', '--src-cert-dir', trust, `docker://${reg.host}/team/app:1`, `oci:${back}:app`]);
+    const pulled = await readLayoutTag(back, 'app');
+    expect(pulled.digest).toBe(image.digest);
+  });
+
+  it('reloads the certificate on SIGHUP while a download over the old one goes on', async () => {
+    const certs = await tempDir('berth-certs-');
+    selfSigned(certs);
+    const oldCa = await readFile(join(certs, 'ca.crt'));
+    const registry: RegistryProcess = await spawnRegistry(await tempDir('berth-tls-data-'), {
+      BERTH_HTTP_TLS_CERT: join(certs, 'server.crt'),
+      BERTH_HTTP_TLS_KEY: join(certs, 'server.key'),
+    });
+    cleanups.push(() => killHard(registry));
+    const origin = `https://127.0.0.1:${registry.ready.port as number}`;
+
+    // A blob big enough that the download is still going while the certificate changes.
+    const blob = Buffer.alloc(32 * 1024 * 1024, 7);
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpsRequest(`${origin}/v2/big/blobs/uploads/?digest=${digest}`, { method: 'POST', ca: oldCa, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end(blob);
+    });
+
+    const download = await httpsGet(`${origin}/v2/big/blobs/${digest}`, oldCa);
+    expect(download.statusCode).toBe(200);
+    download.pause();
+
+    selfSigned(certs); // a new CA and server certificate in the same files
+    const newCa = await readFile(join(certs, 'ca.crt'));
+    registry.child.kill('SIGHUP');
+    let reloaded = false;
+    for (let i = 0; i < 100 && !reloaded; i++) {
+      reloaded = await httpsGet(`${origin}/v2/`, newCa).then(
+        async (res) => (await readAll(res), true),
+        () => false,
+      );
+      if (!reloaded) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(reloaded).toBe(true);
+    await expect(httpsGet(`${origin}/v2/`, oldCa)).rejects.toThrow();
+
+    download.resume();
+    const body = await readAll(download);
+    expect(body.length).toBe(blob.length);
+    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(digest);
+  });
+});
