@@ -87,6 +87,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     clearInterval(reaper);
     clearInterval(purgeTimer);
     await lifecycle.close();
+    await files.close();
     index.close();
   });
 

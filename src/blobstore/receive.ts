@@ -15,10 +15,16 @@ const SYNC_EVERY = 16 * 1024 * 1024;
  * the size: backpressure flows from the file to the socket.
  *
  * When `durable`, the file is fdatasync'ed in the background every SYNC_EVERY bytes,
- * so the disk writes back while the network delivers and the fsync before publishing
- * finds little left to do, instead of flushing the whole blob at the end.
+ * so the disk writes back while the network delivers instead of flushing the whole
+ * blob at the end; with `final` (the blob's last bytes) it is synced before returning.
  */
-export async function receiveInto(body: Readable, path: string, hash: Hash, flags: 'a' | 'w', durable: boolean): Promise<number> {
+export async function receiveInto(
+  body: Readable,
+  path: string,
+  hash: Hash,
+  options: { flags: 'a' | 'w'; durable: boolean; final: boolean },
+): Promise<number> {
+  const { flags, durable } = options;
   const handle = await open(path, flags);
   let bytes = 0;
   let unsynced = 0;
@@ -51,6 +57,8 @@ export async function receiveInto(body: Readable, path: string, hash: Hash, flag
     });
     await pipeline(body, hasher, sink);
     await syncing;
+    // The last bytes of a blob: make them durable now, while the file is open.
+    if (durable && options.final) await handle.datasync();
   } finally {
     await syncing;
     await handle.close();
