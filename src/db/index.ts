@@ -94,8 +94,14 @@ export class MetadataIndex {
         'SELECT r.name FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = ?',
       ),
       unlink: db.prepare('DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?'),
-      manifest: db.prepare<[number, string], ManifestRow>(
-        'SELECT digest, media_type, artifact_type, subject, annotations, size, content FROM manifests WHERE repo_id = ? AND digest = ?',
+      manifestByDigest: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.size, m.content
+         FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = ? AND m.digest = ?`,
+      ),
+      manifestByTag: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.size, m.content
+         FROM repositories r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+         WHERE r.name = ? AND t.name = ?`,
       ),
       manifestId: db.prepare<[number, string], { id: number }>('SELECT id FROM manifests WHERE repo_id = ? AND digest = ?'),
       insertManifest: db.prepare(
@@ -104,7 +110,6 @@ export class MetadataIndex {
       ),
       insertRef: db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind) VALUES (?, ?, ?)'),
       deleteManifest: db.prepare('DELETE FROM manifests WHERE repo_id = ? AND digest = ?'),
-      tag: db.prepare<[number, string], { digest: string }>('SELECT digest FROM tags WHERE repo_id = ? AND name = ?'),
       upsertTag: db.prepare(
         `INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
@@ -227,18 +232,12 @@ export class MetadataIndex {
     return unlinked;
   }
 
-  getManifest(repoId: number, digest: string): ManifestRecord | undefined {
-    const row = this.stmt.manifest.get(repoId, digest);
-    if (!row) return undefined;
-    return {
-      digest: row.digest,
-      mediaType: row.media_type,
-      artifactType: row.artifact_type,
-      subject: row.subject,
-      annotations: row.annotations,
-      size: row.size,
-      content: row.content,
-    };
+  manifestByDigest(repo: string, digest: string): ManifestRecord | undefined {
+    return toRecord(this.stmt.manifestByDigest.get(repo, digest));
+  }
+
+  manifestByTag(repo: string, tag: string): ManifestRecord | undefined {
+    return toRecord(this.stmt.manifestByTag.get(repo, tag));
   }
 
   hasManifest(repoId: number, digest: string): boolean {
@@ -289,10 +288,6 @@ export class MetadataIndex {
     return deleted;
   }
 
-  tagDigest(repoId: number, tag: string): string | undefined {
-    return this.stmt.tag.get(repoId, tag)?.digest;
-  }
-
   async deleteTag(repoId: number, tag: string): Promise<boolean> {
     const deleted = this.stmt.deleteTag.run(repoId, tag).changes > 0;
     await this.flush();
@@ -338,4 +333,18 @@ export class MetadataIndex {
   uploadIds(): Set<string> {
     return new Set(this.stmt.uploadIds.all().map((r) => r.id));
   }
+}
+
+function toRecord(row: ManifestRow | undefined): ManifestRecord | undefined {
+  return (
+    row && {
+      digest: row.digest,
+      mediaType: row.media_type,
+      artifactType: row.artifact_type,
+      subject: row.subject,
+      annotations: row.annotations,
+      size: row.size,
+      content: row.content,
+    }
+  );
 }

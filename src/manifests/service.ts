@@ -93,11 +93,13 @@ export class ManifestService {
   }
 
   get(repo: string, reference: Reference): ManifestRecord {
-    const repoId = this.repositoryId(repo);
-    const digest = reference.digest?.value ?? this.index.tagDigest(repoId, reference.tag!);
-    const manifest = digest === undefined ? undefined : this.index.getManifest(repoId, digest);
-    if (!manifest) throw manifestUnknown(repo, reference);
-    return manifest;
+    // One query on the hot path; the repository is looked up only to name the error.
+    const manifest = reference.digest
+      ? this.index.manifestByDigest(repo, reference.digest.value)
+      : this.index.manifestByTag(repo, reference.tag!);
+    if (manifest) return manifest;
+    this.repositoryId(repo);
+    throw manifestUnknown(repo, reference);
   }
 
   /** By digest: the manifest and its tags. By tag: only the tag. */

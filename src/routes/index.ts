@@ -50,7 +50,6 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
       });
     }
     const query = request.query as Query;
-    if ('name' in path) request.log = request.log.child({ repository: path.name });
     const grant = await opts.authorizer.authorize(request, requiredAccess(request.method, path, query.from));
     return handler({ request, reply, path, query, services: opts.services, grant });
   };
