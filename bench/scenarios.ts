@@ -67,12 +67,15 @@ export async function download(reg: Registry): Promise<number> {
   const digest = sha256(blob);
   if (!(await blobExists(reg.url, 'bench/c', digest))) await pushBlob(reg.url, 'bench/c', blob, digest, blob.length);
   await verifyDownload(reg, 'bench/c', digest, blob.length);
+  // curl writing to /dev/null: a client far faster than the servers, unlike a Node one.
   let best = 0;
   for (let i = 0; i < 3; i++) {
-    const start = performance.now();
-    const reply = await http(`${reg.url}/v2/bench/c/blobs/${digest}`, { keep: false });
-    check(reply.bytes === blob.length, 'download length');
-    best = Math.max(best, mbps(reply.bytes, performance.now() - start));
+    const run = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `${reg.url}/v2/bench/c/blobs/${digest}`], {
+      encoding: 'utf8',
+    });
+    const [bytes, seconds] = run.stdout.trim().split(' ').map(Number) as [number, number];
+    check(run.status === 0 && bytes === blob.length, `${reg.name} download length ${bytes}`);
+    best = Math.max(best, mbps(bytes, seconds * 1000));
   }
   return best;
 }
@@ -103,7 +106,7 @@ export async function imagePushes(reg: Registry, seconds: number): Promise<numbe
     for (const d of descriptors) {
       if (!(await blobExists(reg.url, repo, d.digest))) await pushBlob(reg.url, repo, d.blob, d.digest, d.size);
     }
-    const [cfg, ...rest] = descriptors;
+    const [cfg, ...rest] = descriptors.map(({ digest, size }) => ({ digest, size }));
     await putManifest(reg.url, repo, `i${n}`, imageManifest(cfg!, rest));
     pushed.push(`${repo}:i${n}`);
   };
