@@ -15,8 +15,9 @@ const SYNC_EVERY = 16 * 1024 * 1024;
  * the size: backpressure flows from the file to the socket.
  *
  * When `durable`, the file is fdatasync'ed in the background every SYNC_EVERY bytes,
- * so the disk writes back while the network delivers instead of flushing the whole
- * blob at the end; with `final` (the blob's last bytes) it is synced before returning.
+ * so the disk writes back while the network delivers (also between chunks) instead of
+ * flushing the whole blob at the end; with `final` (the blob's last bytes) it is synced
+ * before returning.
  */
 export async function receiveInto(
   body: Readable,
@@ -56,12 +57,16 @@ export async function receiveInto(
       },
     });
     await pipeline(body, hasher, sink);
-    await syncing;
-    // The last bytes of a blob: make them durable now, while the file is open.
-    if (durable && options.final) await handle.datasync();
+    if (durable && options.final) {
+      // The last bytes of a blob: make them durable now, while the file is open.
+      await syncing;
+      await handle.datasync();
+    }
   } finally {
-    await syncing;
-    await handle.close();
+    // A background flush of a middle chunk need not hold up the reply: the handle closes
+    // when it is done, and the data is synced again before it is ever published.
+    if (syncing) void syncing.then(() => handle.close()).catch(() => {});
+    else await handle.close();
   }
   return bytes;
 }
