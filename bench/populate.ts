@@ -37,13 +37,10 @@ export async function populateBerth(dataDir: string, count: number): Promise<voi
     blobs: [configD.digest],
     children: [],
   };
-  const batch = index.database.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      index.addBlob(repoName(i), configD.digest, configD.size);
-      index.putManifest(repoName(i), record, 'latest', () => {});
-    }
-  });
-  for (let i = 0; i < count; i += 10_000) batch(i, Math.min(i + 10_000, count));
+  for (let i = 0; i < count; i++) {
+    await index.addBlob(repoName(i), configD.digest, configD.size);
+    await index.putManifest(repoName(i), record, 'latest', () => {});
+  }
   index.close();
 }
 

@@ -55,7 +55,9 @@ function stopper(child: ChildProcess, dataDir: string, keep: boolean) {
 export async function startBerth(dataDir?: string): Promise<Registry> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'bench-berth-')));
   const port = await freePort();
-  const child = spawn(process.execPath, [BERTH_CLI, 'serve'], {
+  // BENCH_BERTH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles Berth during a run.
+  const nodeArgs = process.env.BENCH_BERTH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, BERTH_CLI, 'serve'], {
     env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_STORAGE_ROOT: dir, BERTH_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

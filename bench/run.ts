@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   ensureInstalled('docker-registry', 'docker-registry');
   ensureInstalled('wrk', 'wrk');
+  ensureInstalled('ab', 'apache2-utils');
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
 
   const writeMBps = await writeCeiling();

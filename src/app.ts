@@ -105,6 +105,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await lifecycle.close();
     await notifier.close();
     await proxy?.close();
+    await files.close();
     index.close();
   });
 

@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest.js';
 
@@ -18,6 +18,9 @@ export class BlobFiles {
   readonly blobsDir: string;
   readonly uploadsDir: string;
   readonly tmpDir: string;
+  /** Blob directories known to exist (at most 256 per algorithm). */
+  private readonly knownDirs = new Set<string>();
+  private readonly dirHandles = new Map<string, Promise<FileHandle>>();
 
   constructor(
     readonly root: string,
@@ -54,23 +57,45 @@ export class BlobFiles {
   /**
    * Moves a verified file into the store: fsync the file, rename it to its content
    * address (atomic; an existing copy holds the same bytes), fsync the directory.
-   * The file's mtime is set to now first: a blob file's mtime is the time it was
-   * published, which a collector's grace period relies on.
+   * A blob file's mtime is the time it was published, which a collector's grace period
+   * relies on. `fresh` says the caller has just written and fdatasync'ed the file, so
+   * both its data and its mtime are already what publishing needs.
    */
-  async publish(source: string, digest: Digest): Promise<void> {
+  async publish(source: string, digest: Digest, options: { fresh?: boolean } = {}): Promise<void> {
     const target = this.blobPath(digest);
     const dir = dirname(target);
-    const now = new Date();
-    await utimes(source, now, now);
-    if (this.durable) await fsyncPath(source);
-    const created = await mkdir(dir, { recursive: true });
-    await rename(source, target);
-    if (!this.durable) return;
-    await fsyncPath(dir);
-    // A directory made just now must also be durable in its parent(s).
-    if (created !== undefined) {
-      for (let d = dir; d !== dirname(created); d = dirname(d)) await fsyncPath(dirname(d));
+    if (!options.fresh) {
+      const now = new Date();
+      await utimes(source, now, now);
+      if (this.durable) await fsyncPath(source);
     }
+    const created = this.knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+    await rename(source, target);
+    if (this.durable) {
+      await this.syncDir(dir);
+      // A directory made just now must also be durable in its parent(s).
+      if (created !== undefined) {
+        for (let d = dir; d !== dirname(created); d = dirname(d)) await fsyncPath(dirname(d));
+      }
+    }
+    this.knownDirs.add(dir);
+  }
+
+  /** fsync of a blob directory through a handle kept open: one call instead of open, fsync, close. */
+  private async syncDir(dir: string): Promise<void> {
+    let handle = this.dirHandles.get(dir);
+    if (!handle) {
+      handle = open(dir, 'r');
+      this.dirHandles.set(dir, handle);
+      handle.catch(() => this.dirHandles.delete(dir));
+    }
+    await (await handle).sync();
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.dirHandles.values()];
+    this.dirHandles.clear();
+    for (const handle of handles) await (await handle).close();
   }
 
   async listUploadFiles(): Promise<string[]> {

@@ -11,14 +11,22 @@ const SYNC_EVERY = 16 * 1024 * 1024;
 
 /**
  * Streams `body` into `path` (appending or creating), feeding every byte to `hash`
- * as it passes. Returns the number of bytes written. Memory stays flat whatever
+ * as it passes, and reporting each write to `written` as it lands on disk. Returns the
+ * number of bytes written. Memory stays flat whatever
  * the size: backpressure flows from the file to the socket.
  *
  * When `durable`, the file is fdatasync'ed in the background every SYNC_EVERY bytes,
- * so the disk writes back while the network delivers and the fsync before publishing
- * finds little left to do, instead of flushing the whole blob at the end.
+ * so the disk writes back while the network delivers (also between chunks) instead of
+ * flushing the whole blob at the end; with `final` (the blob's last bytes) it is synced
+ * before returning.
  */
-export async function receiveInto(body: Readable, path: string, hash: Hash, flags: 'a' | 'w', durable: boolean): Promise<number> {
+export async function receiveInto(
+  body: Readable,
+  path: string,
+  hash: Hash,
+  options: { flags: 'a' | 'w'; durable: boolean; final: boolean; written?: (bytes: number) => void },
+): Promise<number> {
+  const { flags, durable } = options;
   const handle = await open(path, flags);
   let bytes = 0;
   let unsynced = 0;
@@ -43,17 +51,29 @@ export async function receiveInto(body: Readable, path: string, hash: Hash, flag
     const sink = new Writable({
       highWaterMark: READ_CHUNK,
       write(chunk: Buffer, _encoding, callback) {
-        handle.write(chunk).then(() => callback(), callback);
+        handle.write(chunk).then(({ bytesWritten }) => {
+          options.written?.(bytesWritten);
+          callback();
+        }, callback);
       },
       writev(chunks, callback) {
-        handle.writev(chunks.map((c) => c.chunk as Buffer)).then(() => callback(), callback);
+        handle.writev(chunks.map((c) => c.chunk as Buffer)).then(({ bytesWritten }) => {
+          options.written?.(bytesWritten);
+          callback();
+        }, callback);
       },
     });
     await pipeline(body, hasher, sink);
-    await syncing;
+    if (durable && options.final) {
+      // The last bytes of a blob: make them durable now, while the file is open.
+      await syncing;
+      await handle.datasync();
+    }
   } finally {
-    await syncing;
-    await handle.close();
+    // A background flush of a middle chunk need not hold up the reply: the handle closes
+    // when it is done, and the data is synced again before it is ever published.
+    if (syncing) void syncing.then(() => handle.close()).catch(() => {});
+    else await handle.close();
   }
   return bytes;
 }

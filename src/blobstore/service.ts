@@ -31,9 +31,9 @@ export class BlobService {
   }
 
   /** Removes the repository's link; the bytes stay in the store for other repositories. */
-  unlink(repo: string, digest: Digest): void {
+  async unlink(repo: string, digest: Digest): Promise<void> {
     this.stat(repo, digest);
-    this.index.unlinkBlob(this.index.repositoryId(repo)!, digest.value);
+    await this.index.unlinkBlob(this.index.repositoryId(repo)!, digest.value);
   }
 
   /**
@@ -42,7 +42,12 @@ export class BlobService {
    * one linked in a repository that passes it (one the caller may pull). Returns the
    * size, or undefined when nothing could be mounted and the client should upload.
    */
-  mount(repo: string, digest: Digest, from: string | undefined, readable?: (repository: string) => boolean): number | undefined {
+  mount(
+    repo: string,
+    digest: Digest,
+    from: string | undefined,
+    readable?: (repository: string) => boolean,
+  ): Promise<number | undefined> {
     return this.index.mountBlob(repo, digest.value, from, readable);
   }
 
@@ -51,13 +56,14 @@ export class BlobService {
     const temp = this.files.tempPath(randomUUID());
     try {
       const hash = createDigester(digest.algorithm);
-      const size = await receiveInto(body, temp, hash, 'w', this.files.durable);
+      const size = await receiveInto(body, temp, hash, { flags: 'w', durable: this.files.durable, final: true });
       const actual = `${digest.algorithm}:${hash.digest('hex')}`;
       if (actual !== digest.value) throw digestMismatch(digest.value, actual);
-      await this.commit(repo, temp, digest, size);
+      await this.commit(repo, temp, digest, size, { fresh: true });
       return size;
-    } finally {
+    } catch (err) {
       await rm(temp, { force: true });
+      throw err;
     }
   }
 
@@ -67,9 +73,9 @@ export class BlobService {
    * even when the digest is already stored, so a collector that removed the old copy
    * in the meantime cannot leave the new row without bytes.
    */
-  async commit(repo: string, source: string, digest: Digest, size: number): Promise<void> {
-    await this.files.publish(source, digest);
-    this.index.addBlob(repo, digest.value, size);
+  async commit(repo: string, source: string, digest: Digest, size: number, options: { fresh?: boolean } = {}): Promise<void> {
+    await this.files.publish(source, digest, options);
+    await this.index.addBlob(repo, digest.value, size);
   }
 }
 

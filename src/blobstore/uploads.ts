@@ -36,18 +36,19 @@ export class UploadSessions {
     private readonly idleTimeoutMs: number,
   ) {}
 
-  /** Reconciles rows and files after a restart: each side without the other is dropped. */
+  /**
+   * Reconciles files with rows after a restart: data without a session is removed. A
+   * session without a data file is an empty one (the file appears with the first chunk).
+   */
   async recover(): Promise<void> {
     const rows = this.index.uploadIds();
-    const files = new Set(await this.files.listUploadFiles());
-    for (const file of files) if (!rows.has(file)) await rm(this.files.uploadPath(file), { force: true });
-    for (const id of rows) if (!files.has(id)) this.index.deleteUpload(id);
+    for (const file of await this.files.listUploadFiles()) {
+      if (!rows.has(file)) await rm(this.files.uploadPath(file), { force: true });
+    }
   }
 
   async create(repo: string): Promise<string> {
     const id = randomUUID();
-    // File first: a crash in between leaves an orphan file, which recover() removes.
-    await writeFile(this.files.uploadPath(id), '');
     this.index.createUpload(id, repo);
     this.live.set(id, { hash: createDigester('sha256'), offset: 0 });
     return id;
@@ -56,22 +57,24 @@ export class UploadSessions {
   /** Current size of the session's data. */
   async offset(repo: string, id: string): Promise<number> {
     this.session(repo, id);
-    return this.fileSize(id);
+    return this.size(id);
   }
 
   async append(repo: string, id: string, body: Readable, range: ChunkRange | undefined): Promise<number> {
     return this.exclusive(repo, id, async () => {
-      await this.appendChunk(id, body, range);
-      return this.fileSize(id);
+      await this.appendChunk(id, body, range, false);
+      return this.size(id);
     });
   }
 
   /** Appends an optional last chunk, verifies the digest, and commits the blob. */
   async complete(repo: string, id: string, digest: Digest, body: Readable | undefined, range: ChunkRange | undefined): Promise<number> {
     return this.exclusive(repo, id, async () => {
-      if (body) await this.appendChunk(id, body, range);
+      // A non-empty last chunk leaves the file just written and synced: fresh to publish.
+      const fresh = body !== undefined && (await this.appendChunk(id, body, range, true)) > 0;
       const path = this.files.uploadPath(id);
-      const size = await this.fileSize(id);
+      const size = await this.size(id);
+      if (size === 0) await writeFile(path, '', { flag: 'a' });
       const live = this.live.get(id);
       const hash =
         digest.algorithm === 'sha256' && live && live.offset === size ? live.hash : (await hashFile(path, digest.algorithm)).hash;
@@ -80,7 +83,7 @@ export class UploadSessions {
         await this.remove(id);
         throw digestMismatch(digest.value, actual);
       }
-      await this.blobs.commit(repo, path, digest, size);
+      await this.blobs.commit(repo, path, digest, size, { fresh });
       this.index.deleteUpload(id);
       this.live.delete(id);
       return size;
@@ -120,8 +123,9 @@ export class UploadSessions {
     }
   }
 
-  private async appendChunk(id: string, body: Readable, range: ChunkRange | undefined): Promise<void> {
-    const offset = await this.fileSize(id);
+  /** Appends one chunk (`final`: the blob's last, synced at once); returns the bytes written. */
+  private async appendChunk(id: string, body: Readable, range: ChunkRange | undefined, final: boolean): Promise<number> {
+    const offset = await this.size(id);
     if (range && range.start !== offset) {
       throw oci('BLOB_UPLOAD_INVALID', `chunk must start at offset ${offset}`, { offset, start: range.start }, {
         status: 416,
@@ -129,13 +133,20 @@ export class UploadSessions {
       });
     }
     let live = this.live.get(id);
-    if (!live || live.offset !== offset) {
-      const rebuilt = await hashFile(this.files.uploadPath(id), 'sha256');
+    if (!live) {
+      const rebuilt = offset === 0 ? { hash: createDigester('sha256'), size: 0 } : await hashFile(this.files.uploadPath(id), 'sha256');
       live = { hash: rebuilt.hash, offset: rebuilt.size };
       this.live.set(id, live);
     }
     try {
-      live.offset += await receiveInto(body, this.files.uploadPath(id), live.hash, 'a', this.files.durable);
+      const session = live;
+      // The offset follows the writes, so a status request during a long PATCH shows progress.
+      return await receiveInto(body, this.files.uploadPath(id), live.hash, {
+        flags: 'a',
+        durable: this.files.durable,
+        final,
+        written: (bytes) => (session.offset += bytes),
+      });
     } catch (err) {
       // Some bytes may have been hashed but not written: rebuild from the file next time.
       this.live.delete(id);
@@ -149,11 +160,18 @@ export class UploadSessions {
     await rm(this.files.uploadPath(id), { force: true });
   }
 
-  private async fileSize(id: string): Promise<number> {
+  /**
+   * Bytes received so far: tracked in memory while the running hash is live (it is
+   * dropped whenever a write fails), read from the file after a restart.
+   */
+  private async size(id: string): Promise<number> {
+    const live = this.live.get(id);
+    if (live) return live.offset;
     try {
       return (await stat(this.files.uploadPath(id))).size;
-    } catch {
-      throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} has no data`, { uuid: id });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
     }
   }
 }

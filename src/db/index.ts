@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { WalSync } from './wal-sync.js';
 import { MIGRATIONS } from './schema.js';
 
 export interface ManifestRecord {
@@ -50,28 +51,32 @@ interface ManifestRow {
  * at once instead of waiting. All statements are prepared once.
  */
 export class MetadataIndex {
+  /** Runs migrations; serves modules that keep their own statements (`database`), synchronous=FULL. */
   private readonly db: Database.Database;
   /**
-   * A second connection for upload-session rows, without an fsync per commit: a
-   * session only has to survive a process crash (WAL does that), and the next durable
-   * commit syncs its frames anyway. A small-blob push thus pays one fsync, not four.
+   * The connection behind every statement here, with synchronous=NORMAL: commits write
+   * the WAL without an fsync, and the methods that must be durable before they return
+   * (blob, manifest and tag changes) sync the WAL file themselves through `wal`, off
+   * the event loop and shared by every commit waiting at the same time (group commit).
+   * Upload-session rows only need to survive a process crash, which the WAL gives.
    */
-  private readonly sessionsDb: Database.Database;
+  private readonly fast: Database.Database;
+  private readonly wal: WalSync | undefined;
   private readonly stmt;
 
   constructor(file: string, options: { durable: boolean }) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // FULL syncs the WAL on every commit: an acknowledged push survives power loss.
     this.db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    this.sessionsDb = new Database(file);
-    this.sessionsDb.pragma('synchronous = NORMAL');
-    this.sessionsDb.pragma('busy_timeout = 5000');
-    const db = this.db;
-    const sessions = this.sessionsDb;
+    this.fast = new Database(file);
+    this.fast.pragma('synchronous = NORMAL');
+    this.fast.pragma('foreign_keys = ON');
+    this.fast.pragma('busy_timeout = 5000');
+    this.wal = options.durable ? new WalSync(`${file}-wal`) : undefined;
+    const db = this.fast;
     this.stmt = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -89,8 +94,14 @@ export class MetadataIndex {
         'SELECT r.name FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = ?',
       ),
       unlink: db.prepare('DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?'),
-      manifest: db.prepare<[number, string], ManifestRow>(
-        'SELECT digest, media_type, artifact_type, subject, annotations, size, content FROM manifests WHERE repo_id = ? AND digest = ?',
+      manifestByDigest: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.size, m.content
+         FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = ? AND m.digest = ?`,
+      ),
+      manifestByTag: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.size, m.content
+         FROM repositories r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+         WHERE r.name = ? AND t.name = ?`,
       ),
       manifestId: db.prepare<[number, string], { id: number }>('SELECT id FROM manifests WHERE repo_id = ? AND digest = ?'),
       insertManifest: db.prepare(
@@ -99,7 +110,6 @@ export class MetadataIndex {
       ),
       insertRef: db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind) VALUES (?, ?, ?)'),
       deleteManifest: db.prepare('DELETE FROM manifests WHERE repo_id = ? AND digest = ?'),
-      tag: db.prepare<[number, string], { digest: string }>('SELECT digest FROM tags WHERE repo_id = ? AND name = ?'),
       upsertTag: db.prepare(
         `INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
@@ -116,14 +126,14 @@ export class MetadataIndex {
         `SELECT digest, media_type, artifact_type, size, annotations FROM manifests
          WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
       ),
-      insertUpload: sessions.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
-      upload: sessions.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
+      insertUpload: db.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
+      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
         'SELECT id, repo, created_at, updated_at FROM uploads WHERE id = ?',
       ),
-      touchUpload: sessions.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
-      deleteUpload: sessions.prepare('DELETE FROM uploads WHERE id = ?'),
-      staleUploads: sessions.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
-      uploadIds: sessions.prepare<[], { id: string }>('SELECT id FROM uploads'),
+      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
+      staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+      uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
     };
   }
 
@@ -137,9 +147,16 @@ export class MetadataIndex {
     }
   }
 
+  /** Closes the connections; call it when no write is waiting for its flush. */
   close(): void {
-    this.sessionsDb.close();
+    this.wal?.close();
+    this.fast.close();
     this.db.close();
+  }
+
+  /** Makes every commit so far durable (a no-op without durability). */
+  private async flush(): Promise<void> {
+    await this.wal?.flush();
   }
 
   /** The connection, for modules that keep their own statements over the same schema. */
@@ -171,12 +188,13 @@ export class MetadataIndex {
   }
 
   /** Records a blob whose file is already durable in the store and links it into `repo`. */
-  addBlob(repo: string, digest: string, size: number): void {
+  async addBlob(repo: string, digest: string, size: number): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
+    this.fast.transaction(() => {
       this.stmt.insertBlob.run(digest, size, now);
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
     }).immediate();
+    await this.flush();
   }
 
   /**
@@ -186,14 +204,14 @@ export class MetadataIndex {
    * passes it (the caller may read it). Returns the blob's size, or undefined when there
    * was nothing to mount.
    */
-  mountBlob(
+  async mountBlob(
     repo: string,
     digest: string,
     from: string | undefined,
     readable?: (repository: string) => boolean,
-  ): number | undefined {
+  ): Promise<number | undefined> {
     const now = Date.now();
-    return this.db.transaction(() => {
+    const size = this.fast.transaction(() => {
       const visible = (name: string) => readable === undefined || readable(name);
       const size =
         from !== undefined
@@ -204,24 +222,22 @@ export class MetadataIndex {
       if (size !== undefined) this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
       return size;
     }).immediate();
+    if (size !== undefined) await this.flush();
+    return size;
   }
 
-  unlinkBlob(repoId: number, digest: string): boolean {
-    return this.stmt.unlink.run(repoId, digest).changes > 0;
+  async unlinkBlob(repoId: number, digest: string): Promise<boolean> {
+    const unlinked = this.stmt.unlink.run(repoId, digest).changes > 0;
+    await this.flush();
+    return unlinked;
   }
 
-  getManifest(repoId: number, digest: string): ManifestRecord | undefined {
-    const row = this.stmt.manifest.get(repoId, digest);
-    if (!row) return undefined;
-    return {
-      digest: row.digest,
-      mediaType: row.media_type,
-      artifactType: row.artifact_type,
-      subject: row.subject,
-      annotations: row.annotations,
-      size: row.size,
-      content: row.content,
-    };
+  manifestByDigest(repo: string, digest: string): ManifestRecord | undefined {
+    return toRecord(this.stmt.manifestByDigest.get(repo, digest));
+  }
+
+  manifestByTag(repo: string, tag: string): ManifestRecord | undefined {
+    return toRecord(this.stmt.manifestByTag.get(repo, tag));
   }
 
   hasManifest(repoId: number, digest: string): boolean {
@@ -232,9 +248,14 @@ export class MetadataIndex {
    * Stores a manifest, its references and optionally a tag in one transaction.
    * `check` runs inside it, so what it verifies cannot change before the commit.
    */
-  putManifest(repo: string, manifest: ManifestPut, tag: string | undefined, check: (repoId: number | undefined) => void): void {
+  async putManifest(
+    repo: string,
+    manifest: ManifestPut,
+    tag: string | undefined,
+    check: (repoId: number | undefined) => void,
+  ): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
+    this.fast.transaction(() => {
       check(this.repositoryId(repo));
       const repoId = this.ensureRepository(repo, now);
       if (!this.hasManifest(repoId, manifest.digest)) {
@@ -254,22 +275,23 @@ export class MetadataIndex {
       }
       if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
     }).immediate();
+    await this.flush();
   }
 
   /** Deletes a manifest and every tag pointing at it. */
-  deleteManifest(repoId: number, digest: string): boolean {
-    return this.db.transaction(() => {
+  async deleteManifest(repoId: number, digest: string): Promise<boolean> {
+    const deleted = this.fast.transaction(() => {
       this.stmt.deleteTagsOf.run(repoId, digest);
       return this.stmt.deleteManifest.run(repoId, digest).changes > 0;
     }).immediate();
+    await this.flush();
+    return deleted;
   }
 
-  tagDigest(repoId: number, tag: string): string | undefined {
-    return this.stmt.tag.get(repoId, tag)?.digest;
-  }
-
-  deleteTag(repoId: number, tag: string): boolean {
-    return this.stmt.deleteTag.run(repoId, tag).changes > 0;
+  async deleteTag(repoId: number, tag: string): Promise<boolean> {
+    const deleted = this.stmt.deleteTag.run(repoId, tag).changes > 0;
+    await this.flush();
+    return deleted;
   }
 
   listTags(repoId: number, after: string, limit: number): string[] {
@@ -311,4 +333,18 @@ export class MetadataIndex {
   uploadIds(): Set<string> {
     return new Set(this.stmt.uploadIds.all().map((r) => r.id));
   }
+}
+
+function toRecord(row: ManifestRow | undefined): ManifestRecord | undefined {
+  return (
+    row && {
+      digest: row.digest,
+      mediaType: row.media_type,
+      artifactType: row.artifact_type,
+      subject: row.subject,
+      annotations: row.annotations,
+      size: row.size,
+      content: row.content,
+    }
+  );
 }

@@ -30,7 +30,12 @@ export class ManifestService {
   }
 
   /** Verifies and stores a manifest; returns its digest and subject. */
-  put(repo: string, reference: Reference, body: Buffer, contentType: string | undefined): { digest: string; subject: string | null } {
+  async put(
+    repo: string,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+  ): Promise<{ digest: string; subject: string | null }> {
     const digest = digestOf(body, reference.digest?.algorithm);
     if (reference.digest && reference.digest.value !== digest) {
       throw oci('DIGEST_INVALID', 'manifest digest does not match the digest in the reference', {
@@ -39,7 +44,7 @@ export class ManifestService {
       });
     }
     const parsed = parseManifest(body, contentType);
-    this.index.putManifest(
+    await this.index.putManifest(
       repo,
       {
         digest,
@@ -88,19 +93,21 @@ export class ManifestService {
   }
 
   get(repo: string, reference: Reference): ManifestRecord {
-    const repoId = this.repositoryId(repo);
-    const digest = reference.digest?.value ?? this.index.tagDigest(repoId, reference.tag!);
-    const manifest = digest === undefined ? undefined : this.index.getManifest(repoId, digest);
-    if (!manifest) throw manifestUnknown(repo, reference);
-    return manifest;
+    // One query on the hot path; the repository is looked up only to name the error.
+    const manifest = reference.digest
+      ? this.index.manifestByDigest(repo, reference.digest.value)
+      : this.index.manifestByTag(repo, reference.tag!);
+    if (manifest) return manifest;
+    this.repositoryId(repo);
+    throw manifestUnknown(repo, reference);
   }
 
   /** By digest: the manifest and its tags. By tag: only the tag. */
-  delete(repo: string, reference: Reference): void {
+  async delete(repo: string, reference: Reference): Promise<void> {
     const repoId = this.repositoryId(repo);
     const deleted = reference.digest
-      ? this.index.deleteManifest(repoId, reference.digest.value)
-      : this.index.deleteTag(repoId, reference.tag!);
+      ? await this.index.deleteManifest(repoId, reference.digest.value)
+      : await this.index.deleteTag(repoId, reference.tag!);
     if (!deleted) throw manifestUnknown(repo, reference);
   }
 

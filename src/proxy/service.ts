@@ -49,6 +49,8 @@ export class PullThrough {
     leastRecent: Statement<[], { repo: string; digest: string }>;
     forget: Statement<[string, string]>;
     unlinkUnreferenced: Statement<[number]>;
+    dropTags: Statement<[number, string]>;
+    dropManifest: Statement<[number, string]>;
     forgetTags: Statement<[string, number]>;
   };
   /** The upstreams' names as JSON, for the cache-size query. */
@@ -87,6 +89,9 @@ export class PullThrough {
            SELECT 1 FROM manifest_refs f JOIN manifests m ON m.id = f.manifest_id
            WHERE m.repo_id = repo_blobs.repo_id AND f.digest = repo_blobs.digest AND f.kind = 'blob')`,
       ),
+      // Eviction runs in one transaction on this connection: its deletes must use it too.
+      dropTags: db.prepare('DELETE FROM tags WHERE repo_id = ? AND digest = ?'),
+      dropManifest: db.prepare('DELETE FROM manifests WHERE repo_id = ? AND digest = ?'),
       forgetTags: db.prepare('DELETE FROM proxy_tags WHERE repo = ? AND tag NOT IN (SELECT name FROM tags WHERE repo_id = ?)'),
     };
     this.upstreamNames = JSON.stringify(config.proxy.upstreams.map((u) => u.name));
@@ -107,16 +112,14 @@ export class PullThrough {
 
   private async lookupManifest(target: MirrorTarget, reference: Reference, log: ProxyLog): Promise<ManifestRecord> {
     const client = this.clients.get(target.upstream)!;
-    const repoId = this.index.repositoryId(target.cache);
     if (reference.digest) {
       const digest = reference.digest.value;
-      const cached = repoId === undefined ? undefined : this.index.getManifest(repoId, digest);
+      const cached = this.index.manifestByDigest(target.cache, digest);
       if (cached) return cached;
       return this.shared(`${target.cache}@${digest}`, () => this.fetchManifest(target, client, digest, undefined));
     }
     const tag = reference.tag!;
-    const digest = repoId === undefined ? undefined : this.index.tagDigest(repoId, tag);
-    const cached = digest === undefined ? undefined : this.index.getManifest(repoId!, digest);
+    const cached = this.index.manifestByTag(target.cache, tag);
     if (!cached) return this.shared(`${target.cache}:${tag}`, () => this.fetchManifest(target, client, tag, tag));
     const checkedAt = this.stmt.checkedAt.get(target.cache, tag)?.checked_at ?? 0;
     if (this.now() - checkedAt < client.config.tagTtl) return cached;
@@ -169,7 +172,7 @@ export class PullThrough {
       content: body,
     };
     // The blobs and children arrive later, as clients ask for them: no reference checks.
-    this.index.putManifest(
+    await this.index.putManifest(
       target.cache,
       { ...record, blobs: parsed.blobs.map((d) => d.digest), children: parsed.children.map((d) => d.digest) },
       tag,
@@ -195,7 +198,7 @@ export class PullThrough {
           const res = await client.blob('HEAD', target.remote, digest.value);
           await res.discard();
           if (res.status !== 200) throw this.blobUnknown(client, target, digest, res.status);
-          this.index.mountBlob(target.cache, digest.value, undefined);
+          await this.index.mountBlob(target.cache, digest.value, undefined);
           this.enforceCap(log);
           continue;
         }
@@ -266,7 +269,8 @@ export class PullThrough {
           this.stmt.forget.run(oldest.repo, oldest.digest);
           const repoId = this.index.repositoryId(oldest.repo);
           if (repoId === undefined) continue;
-          this.index.deleteManifest(repoId, oldest.digest);
+          this.stmt.dropTags.run(repoId, oldest.digest);
+          this.stmt.dropManifest.run(repoId, oldest.digest);
           this.stmt.unlinkUnreferenced.run(repoId);
           this.stmt.forgetTags.run(oldest.repo, repoId);
           dropped.push(`${oldest.repo}@${oldest.digest}`);

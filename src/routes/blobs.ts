@@ -51,9 +51,9 @@ const fetchBlob: Handler<BlobPath> = ({ request, reply, path, services }) => {
   return reply.send(services.blobs.read(digest, range));
 };
 
-const deleteBlob: Handler<BlobPath> = ({ reply, path, services }) => {
+const deleteBlob: Handler<BlobPath> = async ({ reply, path, services }) => {
   if (!services.config.storage.delete) throw oci('UNSUPPORTED', 'deletes are disabled (storage.delete)');
-  services.blobs.unlink(path.name, parseDigest(path.digest));
+  await services.blobs.unlink(path.name, parseDigest(path.digest));
   return reply.code(202).header('Content-Length', 0).send();
 };
 

@@ -51,7 +51,6 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
       });
     }
     const query = request.query as Query;
-    if ('name' in path) request.log = request.log.child({ repository: path.name });
     const mirror = 'name' in path ? opts.services.proxy?.resolve(path.name, query.ns) : undefined;
     const serve = mirror ? (mirrorHandler(path as Extract<ApiPath, { name: string }>, request.method, mirror) as Handler<ApiPath>) : handler;
     const grant = await opts.authorizer.authorize(request, requiredAccess(request.method, path, query.from));

@@ -47,7 +47,7 @@ const fetchManifest: Handler<ManifestPath> = ({ request, reply, path, services }
 const putManifest: Handler<ManifestPath> = async ({ request, reply, path, services }) => {
   const ref = reference(path, true);
   const body = await readLimited(bodyStream(request), request.headers['content-length'], services.config.manifests.maxBytes);
-  const { digest, subject } = services.manifests.put(path.name, ref, body, request.headers['content-type']);
+  const { digest, subject } = await services.manifests.put(path.name, ref, body, request.headers['content-type']);
   reply.code(201).headers({
     Location: `/v2/${path.name}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
@@ -57,9 +57,9 @@ const putManifest: Handler<ManifestPath> = async ({ request, reply, path, servic
   return reply.send();
 };
 
-const deleteManifest: Handler<ManifestPath> = ({ reply, path, services }) => {
+const deleteManifest: Handler<ManifestPath> = async ({ reply, path, services }) => {
   if (!services.config.storage.delete) throw oci('UNSUPPORTED', 'deletes are disabled (storage.delete)');
-  services.manifests.delete(path.name, reference(path, false));
+  await services.manifests.delete(path.name, reference(path, false));
   return reply.code(202).header('Content-Length', 0).send();
 };
 

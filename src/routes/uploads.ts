@@ -52,7 +52,7 @@ const startUpload: Handler<UploadsPath> = async ({ request, reply, path, query, 
     const from = query.from === undefined ? undefined : validateRepositoryName(query.from);
     // Only from repositories the caller may pull; otherwise the client simply uploads.
     const readable = grant.unrestricted ? undefined : (repository: string) => grant.mayPull(repository);
-    if ((from === undefined || grant.mayPull(from)) && services.blobs.mount(name, digest, from, readable) !== undefined) {
+    if ((from === undefined || grant.mayPull(from)) && (await services.blobs.mount(name, digest, from, readable)) !== undefined) {
       return blobCreated(reply, name, digest.value);
     }
   } else if (query.digest !== undefined) {

@@ -52,9 +52,11 @@ describe('storage layout (control for the "nothing on disk" checks)', () => {
     const repo = uniq('layout');
     const data = randomBlob(64);
     const { url, uuid } = await startUpload(reg.url, repo);
-    expect((await filesMatching(reg.dataDir, uuid)).length).toBeGreaterThan(0); // the session exists on disk
+    const patch = await call(reg.url, 'PATCH', url, { headers: OCTET, body: data.subarray(0, 32) });
+    expect(patch.status).toBe(202);
+    expect((await filesMatching(reg.dataDir, uuid)).length).toBeGreaterThan(0); // the session's data is on disk
     const digest = sha256(data);
-    const put = await call(reg.url, 'PUT', withQuery(url, { digest }), { headers: OCTET, body: data });
+    const put = await call(reg.url, 'PUT', withQuery(locationUrl(patch, reg.url), { digest }), { headers: OCTET, body: data.subarray(32) });
     expect(put.status).toBe(201);
     const hex = hexOf(digest);
     const file = join(reg.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);

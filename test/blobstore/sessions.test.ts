@@ -44,6 +44,8 @@ describe('upload sessions', () => {
     keptDir = dataDir;
     const start = await fetch(`${reg.url}/v2/keep/app/blobs/uploads/`, { method: 'POST' });
     const id = start.headers.get('docker-upload-uuid')!;
+    await fetch(`${reg.url}${start.headers.get('location')}`, { method: 'PATCH', body: 'some data' });
+    const empty = await fetch(`${reg.url}/v2/keep/app/blobs/uploads/`, { method: 'POST' });
     await reg.close();
 
     await writeFile(join(dataDir, 'uploads', 'orphan'), 'partial');
@@ -51,6 +53,10 @@ describe('upload sessions', () => {
     reg = await startRegistry({}, { dataDir });
     expect(await readdir(join(dataDir, 'uploads'))).toEqual([id]);
     expect(await readdir(join(dataDir, 'tmp'))).toEqual([]);
-    expect((await fetch(`${reg.url}/v2/keep/app/blobs/uploads/${id}`)).status).toBe(204);
+    expect((await fetch(`${reg.url}/v2/keep/app/blobs/uploads/${id}`)).headers.get('range')).toBe('0-8');
+    // A session that never received data has no file, and survives as an empty session.
+    const emptyStatus = await fetch(`${reg.url}${empty.headers.get('location')}`);
+    expect(emptyStatus.status).toBe(204);
+    expect(emptyStatus.headers.get('range')).toBe('0-0');
   });
 });

@@ -13,8 +13,8 @@ async function hashFile(path: string, algorithm: string): Promise<string> {
 /**
  * Independently checks a (stopped) registry's data directory: every blob file
  * re-hashes to its name, and every index row resolves (blobs to files, links to
- * blobs, manifests to their digest and references, tags to manifests, uploads to
- * files). Returns the list of problems; empty means consistent.
+ * blobs, manifests to their digest and references, tags to manifests), and no upload
+ * data is left without its session. Returns the list of problems; empty means consistent.
  */
 export async function checkConsistency(dataDir: string): Promise<{ problems: string[]; blobFiles: number; manifests: number }> {
   const problems: string[] = [];
@@ -68,7 +68,7 @@ export async function checkConsistency(dataDir: string): Promise<{ problems: str
     }
     const uploadRows = new Set((db.prepare('SELECT id FROM uploads').all() as { id: string }[]).map((r) => r.id));
     const uploadFiles = new Set(existsSync(join(dataDir, 'uploads')) ? await readdir(join(dataDir, 'uploads')) : []);
-    for (const id of uploadRows) if (!uploadFiles.has(id)) problems.push(`upload row ${id} has no file`);
+    // A session without a file is an empty one; data without a session must not remain.
     for (const id of uploadFiles) if (!uploadRows.has(id)) problems.push(`upload file ${id} has no row`);
     return { problems, blobFiles: files.size, manifests: manifests.length };
   } finally {

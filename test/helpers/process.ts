@@ -26,16 +26,27 @@ export async function spawnRegistry(dataDir: string, env: Record<string, string>
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    // Never leave a server behind that did not come up (or logs below info, hiding the line).
+    const timeout = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`berth did not report ready within 30 s: ${stderr}`));
+    }, 30_000);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'berth is ready' && entry.port) resolve(entry);
+        if (entry.msg === 'berth is ready' && entry.port) {
+          clearTimeout(timeout);
+          resolve(entry);
+        }
       } catch {
         // not a log line
       }
     });
-    child.once('exit', (code) => reject(new Error(`berth exited with ${code} before it was ready: ${stderr}`)));
+    child.once('exit', (code) => {
+      clearTimeout(timeout);
+      reject(new Error(`berth exited with ${code} before it was ready: ${stderr}`));
+    });
   });
   return { url: `http://127.0.0.1:${ready.port as number}`, child, exited, ready };
 }
