@@ -76,22 +76,26 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok));
   notifier.start();
 
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.header(API_VERSION_HEADER, 'registry/2.0');
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      {
-        method: request.method,
-        url: request.url,
-        status: reply.statusCode,
-        bytesIn: Number(request.headers['content-length'] ?? 0),
-        bytesOut: Number(reply.getHeader('content-length') ?? 0),
-        durationMs: Math.round(reply.elapsedTime),
-      },
-      'request',
-    );
-  });
+  // The access log costs a little on every request: only hook it in when it is written.
+  if (['info', 'debug', 'trace'].includes(config.log.level)) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info(
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          bytesIn: Number(request.headers['content-length'] ?? 0),
+          bytesOut: Number(reply.getHeader('content-length') ?? 0),
+          durationMs: Math.round(reply.elapsedTime),
+        },
+        'request',
+      );
+    });
+  }
   // Closing waits for busy connections, but closes idle keep-alive ones only once, at
   // the start; a connection that finishes its request later would hold the close until
   // its keep-alive timeout. Keep closing the idle ones until the server is down.
