@@ -52,7 +52,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   let auth: Auth;
   try {
-    auth = createAuth(config, index, app.log);
+    auth = await createAuth(config, index, app.log);
     await uploads.recover();
     const purged = await uploads.purgeIdle();
     if (purged > 0) app.log.info({ purged }, 'purged idle upload sessions');

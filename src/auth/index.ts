@@ -8,7 +8,7 @@ import { PasswordVerifier } from './credentials.js';
 import { AccessRules } from './rules.js';
 import { LoginThrottle } from './throttle.js';
 import { TokenServer } from './token-server.js';
-import { loadSigningKey, TokenSigner, TokenVerifier } from './tokens.js';
+import type { TokenSigner, TokenVerifier } from './tokens.js';
 import { HtpasswdUsers, UserTable, type UserDirectory } from './users.js';
 
 export type { AccessRequest, Action } from './access.js';
@@ -32,7 +32,7 @@ export function defaultTokenKeyPath(config: Config): string {
  * everything; basic and token check users (the index's user table, or an htpasswd file)
  * and the access rules.
  */
-export function createAuth(config: Config, index: MetadataIndex, log: { warn(msg: string): void }): Auth {
+export async function createAuth(config: Config, index: MetadataIndex, log: { warn(msg: string): void }): Promise<Auth> {
   const auth = config.auth;
   if (auth.mode === 'none') return { authorizer: allowEverything };
 
@@ -45,6 +45,8 @@ export function createAuth(config: Config, index: MetadataIndex, log: { warn(msg
   let tokens: { verifier: TokenVerifier; own: boolean } | undefined;
   let signer: TokenSigner | undefined;
   if (auth.mode === 'token') {
+    // The JWT library is loaded only by registries that use tokens (it costs memory at idle).
+    const { loadSigningKey, TokenSigner, TokenVerifier } = await import('./tokens.js');
     if (auth.tokenPublicKey || auth.tokenJwks) {
       const source = auth.tokenJwks ? { jwksUrl: auth.tokenJwks } : { publicKeyFile: auth.tokenPublicKey };
       tokens = { verifier: TokenVerifier.external(source, auth.tokenIssuer, auth.tokenService, auth.tokenLeeway), own: false };

@@ -80,9 +80,8 @@ export class MetadataIndex {
     this.stmt = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
-      listRepos: db.prepare<[string, number], { name: string }>(
-        'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
-      ),
+      // Listings pluck the names, without a row object each: several times faster for long ones.
+      listRepos: db.prepare<[string, number], string>('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?').pluck(),
       blob: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
       insertBlob: db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)'),
       linkedBlob: db.prepare<[string, string], { size: number }>(
@@ -116,9 +115,9 @@ export class MetadataIndex {
       ),
       deleteTag: db.prepare('DELETE FROM tags WHERE repo_id = ? AND name = ?'),
       deleteTagsOf: db.prepare('DELETE FROM tags WHERE repo_id = ? AND digest = ?'),
-      listTags: db.prepare<[number, string, number], { name: string }>(
-        'SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?',
-      ),
+      listTags: db
+        .prepare<[number, string, number], string>('SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?')
+        .pluck(),
       referrers: db.prepare<
         [number, string],
         { digest: string; media_type: string; artifact_type: string | null; size: number; annotations: string | null }
@@ -174,7 +173,7 @@ export class MetadataIndex {
   }
 
   listRepositories(after: string, limit: number): string[] {
-    return this.stmt.listRepos.all(after, limit).map((r) => r.name);
+    return this.stmt.listRepos.all(after, limit);
   }
 
   /** Size of a blob in the global store, if indexed. */
@@ -295,7 +294,7 @@ export class MetadataIndex {
   }
 
   listTags(repoId: number, after: string, limit: number): string[] {
-    return this.stmt.listTags.all(repoId, after, limit).map((r) => r.name);
+    return this.stmt.listTags.all(repoId, after, limit);
   }
 
   referrers(repoId: number, subject: string): ReferrerRow[] {
