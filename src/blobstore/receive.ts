@@ -7,7 +7,7 @@ import { createDigester, type Algorithm } from '../digest.js';
 import { READ_CHUNK } from './files.js';
 
 /** With durability on, written data is flushed to disk every this many bytes while receiving. */
-const SYNC_EVERY = 16 * 1024 * 1024;
+const SYNC_EVERY = 4 * 1024 * 1024;
 
 /**
  * Streams `body` into `path` (appending or creating), feeding every byte to `hash`
