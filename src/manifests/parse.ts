@@ -1,3 +1,4 @@
+import type { ManifestPut } from '../db/index.js';
 import { z } from 'zod';
 import { tryParseDigest } from '../digest.js';
 import { oci } from '../errors.js';
@@ -110,6 +111,21 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     // Foreign layers (with urls) live elsewhere and are not required here.
     blobs: [manifest.config, ...manifest.layers].filter((d) => !d.urls || d.urls.length === 0),
     children: [],
+  };
+}
+
+/** The index row for a parsed manifest body. */
+export function manifestRow(body: Buffer, digest: string, parsed: ParsedManifest): ManifestPut {
+  return {
+    digest,
+    mediaType: parsed.mediaType,
+    artifactType: parsed.artifactType,
+    subject: parsed.subject,
+    annotations: parsed.annotations && JSON.stringify(parsed.annotations),
+    size: body.length,
+    content: body,
+    blobs: parsed.blobs.map((d) => d.digest),
+    children: parsed.children.map((d) => d.digest),
   };
 }
 

@@ -3,7 +3,7 @@ import { digestOf, tryParseDigest, type Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import { isValidTag } from '../names.js';
 import { MediaType } from './media-types.js';
-import { parseManifest, type Descriptor } from './parse.js';
+import { manifestRow, parseManifest, type Descriptor } from './parse.js';
 
 /** A manifest reference: a tag or a digest. */
 export type Reference = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };
@@ -46,17 +46,7 @@ export class ManifestService {
     const parsed = parseManifest(body, contentType);
     await this.index.putManifest(
       repo,
-      {
-        digest,
-        mediaType: parsed.mediaType,
-        artifactType: parsed.artifactType,
-        subject: parsed.subject,
-        annotations: parsed.annotations && JSON.stringify(parsed.annotations),
-        size: body.length,
-        content: body,
-        blobs: parsed.blobs.map((d) => d.digest),
-        children: parsed.children.map((d) => d.digest),
-      },
+      manifestRow(body, digest, parsed),
       reference.tag,
       (repoId) => this.checkReferences(repo, repoId, parsed.blobs, parsed.children),
     );

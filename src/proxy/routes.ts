@@ -1,11 +1,10 @@
 import { parseDigest } from '../digest.js';
 import { oci } from '../errors.js';
-import { ManifestService } from '../manifests/service.js';
 import { validateRepositoryName } from '../names.js';
 import { blobRoutes } from '../routes/blobs.js';
 import type { Handler, HandlerContext } from '../routes/context.js';
 import { tagsRoutes } from '../routes/listings.js';
-import { referrersRoutes } from '../routes/manifests.js';
+import { reference, referrersRoutes, sendManifest } from '../routes/manifests.js';
 import type { ApiPath } from '../routes/path.js';
 import type { MirrorTarget } from './routing.js';
 
@@ -37,20 +36,8 @@ export function mirrorHandler(path: Named, method: string, target: MirrorTarget)
 }
 
 async function fetchManifest({ request, reply, path, services }: HandlerContext<ManifestPath>, target: MirrorTarget) {
-  const reference = ManifestService.parseReference(path.reference);
-  if (!reference) {
-    if (path.reference.includes(':')) parseDigest(path.reference);
-    throw oci('MANIFEST_UNKNOWN', `manifest ${path.reference} is unknown`, { reference: path.reference });
-  }
-  const manifest = await services.proxy!.manifest(target, reference, request.log);
-  reply.headers({
-    'Content-Type': manifest.mediaType,
-    'Docker-Content-Digest': manifest.digest,
-    ETag: `"${manifest.digest}"`,
-    'Content-Length': manifest.size,
-  });
-  if (manifest.subject) reply.header('OCI-Subject', manifest.subject);
-  return reply.send(request.method === 'HEAD' ? undefined : manifest.content);
+  const manifest = await services.proxy!.manifest(target, reference(path, false), request.log);
+  return sendManifest(request, reply, manifest);
 }
 
 async function fetchBlob(ctx: HandlerContext<BlobPath>, target: MirrorTarget) {

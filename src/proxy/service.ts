@@ -7,7 +7,7 @@ import type { ManifestRecord, MetadataIndex } from '../db/index.js';
 import { digestOf, tryParseDigest, type Digest } from '../digest.js';
 import { oci, RegistryError } from '../errors.js';
 import type { Reference } from '../manifests/service.js';
-import { parseManifest } from '../manifests/parse.js';
+import { manifestRow, parseManifest } from '../manifests/parse.js';
 import { BlobFlight } from './blob-flight.js';
 import { UpstreamClient, type UpstreamResponse } from './client.js';
 import { MirrorRouting, type MirrorTarget } from './routing.js';
@@ -162,22 +162,9 @@ export class PullThrough {
       throw client.unavailable(`the manifest it sent for ${target.remote}:${reference} hashes to ${digest}, not ${expected.value}`);
     }
     const parsed = parseManifest(body, res.headers.get('content-type') ?? undefined);
-    const record: ManifestRecord = {
-      digest,
-      mediaType: parsed.mediaType,
-      artifactType: parsed.artifactType,
-      subject: parsed.subject,
-      annotations: parsed.annotations && JSON.stringify(parsed.annotations),
-      size: body.length,
-      content: body,
-    };
+    const record = manifestRow(body, digest, parsed);
     // The blobs and children arrive later, as clients ask for them: no reference checks.
-    await this.index.putManifest(
-      target.cache,
-      { ...record, blobs: parsed.blobs.map((d) => d.digest), children: parsed.children.map((d) => d.digest) },
-      tag,
-      () => undefined,
-    );
+    await this.index.putManifest(target.cache, record, tag, () => undefined);
     if (tag !== undefined) this.stmt.setChecked.run(target.cache, tag, this.now());
     return record;
   }

@@ -1,3 +1,5 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ManifestRecord } from '../db/index.js';
 import type { Readable } from 'node:stream';
 import { parseDigest } from '../digest.js';
 import { oci } from '../errors.js';
@@ -8,7 +10,7 @@ import { bodyStream, type Handler } from './context.js';
 type ManifestPath = Extract<ApiPath, { kind: 'manifest' }>;
 type ReferrersPath = Extract<ApiPath, { kind: 'referrers' }>;
 
-function reference(path: ManifestPath, forWrite: boolean): Reference {
+export function reference(path: ManifestPath, forWrite: boolean): Reference {
   const ref = ManifestService.parseReference(path.reference);
   if (ref) return ref;
   if (path.reference.includes(':')) parseDigest(path.reference);
@@ -32,8 +34,8 @@ async function readLimited(body: Readable | undefined, declared: string | undefi
   return Buffer.concat(chunks, size);
 }
 
-const fetchManifest: Handler<ManifestPath> = ({ request, reply, path, services }) => {
-  const manifest = services.manifests.get(path.name, reference(path, false));
+/** A manifest's GET/HEAD reply: the stored bytes exactly, with their media type and digest. */
+export function sendManifest(request: FastifyRequest, reply: FastifyReply, manifest: ManifestRecord) {
   reply.headers({
     'Content-Type': manifest.mediaType,
     'Docker-Content-Digest': manifest.digest,
@@ -42,7 +44,10 @@ const fetchManifest: Handler<ManifestPath> = ({ request, reply, path, services }
   });
   if (manifest.subject) reply.header('OCI-Subject', manifest.subject);
   return reply.send(request.method === 'HEAD' ? undefined : manifest.content);
-};
+}
+
+const fetchManifest: Handler<ManifestPath> = ({ request, reply, path, services }) =>
+  sendManifest(request, reply, services.manifests.get(path.name, reference(path, false)));
 
 const putManifest: Handler<ManifestPath> = async ({ request, reply, path, services }) => {
   const ref = reference(path, true);
