@@ -23,8 +23,9 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   }
   const config = loadConfig(values.config ?? env.BERTH_CONFIG, env);
   if (values['check-config']) {
-    // Upstream passwords (proxy.upstreams) are secrets: shown only as set or not.
-    console.log(JSON.stringify(config, (key, value: unknown) => (key === 'password' && value !== '' ? '(set)' : value), 2));
+    // Upstream passwords and webhook signing secrets are shown only as set or not.
+    const secret = (key: string) => key === 'password' || key === 'secret';
+    console.log(JSON.stringify(config, (key, value: unknown) => (secret(key) && value !== '' ? '(set)' : value), 2));
     console.log('configuration is valid');
     return 0;
   }

@@ -71,11 +71,15 @@ describe('proxy configuration', () => {
     bad('proxy:\n  upstreams: [{ name: "a", url: "https://x" }]\n  defaultUpstream: b\n');
   });
 
-  it('serve --check-config does not print upstream passwords', async () => {
+  it('serve --check-config does not print upstream passwords or webhook secrets', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-proxy-config-'));
     try {
       const file = join(dir, 'berth.yaml');
-      await writeFile(file, 'proxy:\n  upstreams:\n    - { name: a, url: "http://127.0.0.1:1", username: u, passwordEnv: A_PW }\n');
+      await writeFile(
+        file,
+        'proxy:\n  upstreams:\n    - { name: a, url: "http://127.0.0.1:1", username: u, passwordEnv: A_PW }\n' +
+          'notifications:\n  endpoints:\n    - { name: ci, url: "http://127.0.0.1:1/hook", secret: webhook-key-42 }\n',
+      );
       const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url)); // built by `npm test`'s pretest
       const result = spawnSync(process.execPath, [cli, 'serve', '--config', file, '--check-config'], {
         encoding: 'utf8',
@@ -84,6 +88,8 @@ describe('proxy configuration', () => {
       expect(result.status, result.stderr).toBe(0);
       expect(result.stdout).toContain('"password": "(set)"');
       expect(result.stdout).not.toContain('hunter2-secret');
+      expect(result.stdout).toContain('"secret": "(set)"');
+      expect(result.stdout).not.toContain('webhook-key-42');
     } finally {
       await rm(dir, { recursive: true });
     }
