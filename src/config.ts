@@ -44,16 +44,17 @@ const retentionRule = z
     message: 'a retention rule needs keepLast or deleteOlderThan',
   });
 
-/** Lists come from the environment as JSON text. */
-const jsonList = <T extends z.ZodType>(item: T) =>
-  z.preprocess((value) => {
-    if (typeof value !== 'string') return value;
-    try {
-      return JSON.parse(value) as unknown;
-    } catch {
-      return value;
-    }
-  }, z.array(item));
+/** Lists and mappings come from the environment as JSON text; anything else is left for zod to judge. */
+function fromJsonText(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return value;
+  }
+}
+
+const jsonList = <T extends z.ZodType>(item: T) => z.preprocess(fromJsonText, z.array(item));
 
 /**
  * Who may do what: the first rule whose repository glob and principals match the caller
@@ -70,16 +71,7 @@ const accessRule = z
   .strict()
   .refine((rule) => rule.users.length + rule.groups.length > 0, { message: 'an access rule needs users or groups' });
 
-/** Mappings come from the environment as JSON text, like lists. */
-const jsonRecord = <T extends z.ZodType>(item: T) =>
-  z.preprocess((value) => {
-    if (typeof value !== 'string') return value;
-    try {
-      return JSON.parse(value) as unknown;
-    } catch {
-      return value;
-    }
-  }, z.record(z.string(), item));
+const jsonRecord = <T extends z.ZodType>(item: T) => z.preprocess(fromJsonText, z.record(z.string(), item));
 
 /**
  * A registry the pull-through cache mirrors. `name` is the first path component of its

@@ -8,7 +8,7 @@ import type { BlobFiles } from './files.js';
 import { hashFile, receiveInto } from './receive.js';
 import { digestMismatch, type BlobService } from './service.js';
 
-/** A running sha256 over an upload's bytes, valid while `offset` equals the file size. */
+/** A running sha256 over an upload's bytes; `offset` counts the bytes written so far (dropped when a write fails). */
 interface LiveHash {
   hash: Hash;
   offset: number;
@@ -76,8 +76,7 @@ export class UploadSessions {
       const size = await this.size(id);
       if (size === 0) await writeFile(path, '', { flag: 'a' });
       const live = this.live.get(id);
-      const hash =
-        digest.algorithm === 'sha256' && live && live.offset === size ? live.hash : (await hashFile(path, digest.algorithm)).hash;
+      const hash = digest.algorithm === 'sha256' && live ? live.hash : (await hashFile(path, digest.algorithm)).hash;
       const actual = `${digest.algorithm}:${hash.digest('hex')}`;
       if (actual !== digest.value) {
         await this.remove(id);
@@ -119,7 +118,7 @@ export class UploadSessions {
       return await work();
     } finally {
       this.busy.delete(id);
-      if (this.index.getUpload(id)) this.index.touchUpload(id);
+      this.index.touchUpload(id); // a no-op once the session is gone
     }
   }
 
