@@ -32,7 +32,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await mkdir(config.storage.root, { recursive: true });
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
   await files.init();
-  const index = new MetadataIndex(join(config.storage.root, 'index.db'), { durable: config.storage.fsync });
+  const index = new MetadataIndex(join(config.storage.root, 'index.db'), {
+    durable: config.storage.fsync,
+    cacheBytes: config.storage.cacheBytes,
+  });
   const blobs = new BlobService(files, index);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
   const manifests = new ManifestService(index);

@@ -134,6 +134,7 @@ export const configSchema = z
         fsync: z.boolean().default(true),
         delete: z.boolean().default(true),
         readOnly: z.boolean().default(false),
+        cacheBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

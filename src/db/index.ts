@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { HotCache } from './hot-cache.js';
 import { WalSync } from './wal-sync.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -62,9 +63,12 @@ export class MetadataIndex {
    */
   private readonly fast: Database.Database;
   private readonly wal: WalSync | undefined;
+  /** Manifests and blob sizes that pulls read, cleared by every commit below that changes them. */
+  private readonly hot: HotCache;
   private readonly stmt;
 
-  constructor(file: string, options: { durable: boolean }) {
+  /** `cacheBytes`: memory for hot manifests and blob sizes (0: none), for a serving process. */
+  constructor(file: string, options: { durable: boolean; cacheBytes?: number }) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
@@ -77,6 +81,8 @@ export class MetadataIndex {
     this.fast.pragma('busy_timeout = 5000');
     this.wal = options.durable ? new WalSync(`${file}-wal`) : undefined;
     const db = this.fast;
+    const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    this.hot = new HotCache(() => dataVersion.get()!, options.cacheBytes ?? 0);
     this.stmt = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -183,7 +189,7 @@ export class MetadataIndex {
 
   /** Size of a blob if `repo` may serve it. */
   linkedBlobSize(repo: string, digest: string): number | undefined {
-    return this.stmt.linkedBlob.get(repo, digest)?.size;
+    return this.hot.read(`b\n${repo}\n${digest}`, () => this.stmt.linkedBlob.get(repo, digest)?.size, () => 0);
   }
 
   /** Records a blob whose file is already durable in the store and links it into `repo`. */
@@ -193,6 +199,7 @@ export class MetadataIndex {
       this.stmt.insertBlob.run(digest, size, now);
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
     }).immediate();
+    this.hot.clear();
     await this.flush();
   }
 
@@ -221,22 +228,25 @@ export class MetadataIndex {
       if (size !== undefined) this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
       return size;
     }).immediate();
-    if (size !== undefined) await this.flush();
+    if (size === undefined) return undefined;
+    this.hot.clear();
+    await this.flush();
     return size;
   }
 
   async unlinkBlob(repoId: number, digest: string): Promise<boolean> {
     const unlinked = this.stmt.unlink.run(repoId, digest).changes > 0;
+    this.hot.clear();
     await this.flush();
     return unlinked;
   }
 
   manifestByDigest(repo: string, digest: string): ManifestRecord | undefined {
-    return toRecord(this.stmt.manifestByDigest.get(repo, digest));
+    return this.hot.read(`m\n${repo}\n${digest}`, () => toRecord(this.stmt.manifestByDigest.get(repo, digest)), recordBytes);
   }
 
   manifestByTag(repo: string, tag: string): ManifestRecord | undefined {
-    return toRecord(this.stmt.manifestByTag.get(repo, tag));
+    return this.hot.read(`t\n${repo}\n${tag}`, () => toRecord(this.stmt.manifestByTag.get(repo, tag)), recordBytes);
   }
 
   hasManifest(repoId: number, digest: string): boolean {
@@ -274,6 +284,7 @@ export class MetadataIndex {
       }
       if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
     }).immediate();
+    this.hot.clear();
     await this.flush();
   }
 
@@ -283,12 +294,14 @@ export class MetadataIndex {
       this.stmt.deleteTagsOf.run(repoId, digest);
       return this.stmt.deleteManifest.run(repoId, digest).changes > 0;
     }).immediate();
+    this.hot.clear();
     await this.flush();
     return deleted;
   }
 
   async deleteTag(repoId: number, tag: string): Promise<boolean> {
     const deleted = this.stmt.deleteTag.run(repoId, tag).changes > 0;
+    this.hot.clear();
     await this.flush();
     return deleted;
   }
@@ -332,6 +345,10 @@ export class MetadataIndex {
   uploadIds(): Set<string> {
     return new Set(this.stmt.uploadIds.all().map((r) => r.id));
   }
+}
+
+function recordBytes(record: ManifestRecord): number {
+  return record.content.length + (record.annotations?.length ?? 0) * 2;
 }
 
 function toRecord(row: ManifestRow | undefined): ManifestRecord | undefined {

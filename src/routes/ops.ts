@@ -176,7 +176,8 @@ export async function installOperations(app: FastifyInstance, ops: Operations): 
     });
   };
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request, and a promise each costs.
+  const admit = (request: FastifyRequest, reply: FastifyReply): void => {
     const [pathname, query = ''] = request.url.split('?', 2) as [string, string?];
     const route = routeClass(pathname);
     const upload = isUpload(route, request, query);
@@ -208,6 +209,14 @@ export async function installOperations(app: FastifyInstance, ops: Operations): 
         uploading--;
         metrics.uploadEnded();
       });
+    }
+  };
+  app.addHook('onRequest', (request, reply, done) => {
+    try {
+      admit(request, reply);
+      done();
+    } catch (err) {
+      done(err as Error);
     }
   });
 

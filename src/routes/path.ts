@@ -26,8 +26,16 @@ const ROUTES: ReadonlyArray<[RegExp, (m: RegExpExecArray) => ApiPath]> = [
   [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: 'referrers', name: m[1]!, digest: m[2]! })],
 ];
 
-/** `pathname` is the raw (still percent-encoded) path without the query string. */
+/** The last path parsed: the request hooks and the dispatcher parse each request's path in turn. */
+let last: { pathname: string; path: ApiPath } = { pathname: '', path: { kind: 'unknown' } };
+
+/** `pathname` is the raw (still percent-encoded) path without the query string. The result is shared: never mutate it. */
 export function parseApiPath(pathname: string): ApiPath {
+  if (pathname !== last.pathname) last = { pathname, path: parse(pathname) };
+  return last.path;
+}
+
+function parse(pathname: string): ApiPath {
   let path: string;
   try {
     path = decodeURIComponent(pathname);
