@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { http } from './client.js';
 import { freePort } from './registries.js';
+import { ab, wrk } from './scenarios.js';
 
 const MiB = 1024 * 1024;
 const SERVER = fileURLToPath(new URL('./limits-server.ts', import.meta.url));
@@ -15,6 +16,15 @@ export interface Limits {
   uploadHashMBps: number;
   downloadMBps: number;
   writeFsyncMBps: number;
+  requests: RequestCeiling;
+}
+
+/** What a bare Node server answers from memory under scenario f's load generators. */
+export interface RequestCeiling {
+  getRps: number;
+  getP99ms: number;
+  headRps: number;
+  headP99ms: number;
 }
 
 function mbps(bytes: number, ms: number): number {
@@ -45,7 +55,10 @@ export async function writeCeiling(dir = tmpdir()): Promise<number> {
   return mbps(1024 * MiB, ms);
 }
 
-/** A bare Node server in its own process: hashes uploads and streams a file, nothing else. */
+/**
+ * A bare Node server in its own process: hashes uploads, streams a file, answers a
+ * small body from memory, nothing else.
+ */
 async function withLimitsServer<T>(work: (url: string) => Promise<T>): Promise<T> {
   const port = await freePort();
   const file = join(tmpdir(), `bench-download-${process.pid}`);
@@ -57,6 +70,16 @@ async function withLimitsServer<T>(work: (url: string) => Promise<T>): Promise<T
     child.kill('SIGTERM');
     await rm(file, { force: true });
   }
+}
+
+/** Scenario f's load (wrk GET, ab HEAD, 64 connections) against the bare server: the ceiling of one Node process here. */
+export function requestCeiling(seconds: number): Promise<RequestCeiling> {
+  return withLimitsServer(async (url) => {
+    wrk(`${url}/manifest`, 'GET', {}, 3); // warm-up, as scenario f does
+    const get = wrk(`${url}/manifest`, 'GET', {}, seconds);
+    const head = ab(`${url}/manifest`, seconds);
+    return { getRps: get.rps, getP99ms: get.p99ms, headRps: head.rps, headP99ms: head.p99ms };
+  });
 }
 
 export async function measureLimits(): Promise<Limits> {
@@ -79,7 +102,12 @@ export async function measureLimits(): Promise<Limits> {
     const reply = await http(`${url}/download`, { keep: false });
     return { uploadHashMBps: upload, downloadMBps: mbps(reply.bytes, performance.now() - start) };
   });
-  return { sha256MBps, uploadHashMBps, downloadMBps, writeFsyncMBps };
+  const requests = await requestCeiling(10);
+  return { sha256MBps, uploadHashMBps, downloadMBps, writeFsyncMBps, requests };
+}
+
+export function describeRequestCeiling(r: RequestCeiling): string {
+  return `${r.getRps.toFixed(0)} GET/s (p99 ${r.getP99ms} ms), ${r.headRps.toFixed(0)} HEAD/s (p99 ${r.headP99ms} ms)`;
 }
 
 export function printLimits(limits: Limits): void {
@@ -88,4 +116,5 @@ export function printLimits(limits: Limits): void {
   console.log(`  loopback HTTP upload into Node, hash only  ${limits.uploadHashMBps.toFixed(0)} MB/s`);
   console.log(`  loopback download of a cached file (Node)  ${limits.downloadMBps.toFixed(0)} MB/s`);
   console.log(`  sequential new-file write + fsync          ${limits.writeFsyncMBps.toFixed(0)} MB/s`);
+  console.log(`  bare Node server, small body, 64 conns     ${describeRequestCeiling(limits.requests)}`);
 }

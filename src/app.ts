@@ -9,7 +9,6 @@ import type { Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
-import { PullThrough } from './proxy/service.js';
 import { handleError } from './routes/errors.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
@@ -39,7 +38,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const blobs = new BlobService(files, index);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
   const manifests = new ManifestService(index);
-  const proxy = config.proxy.upstreams.length > 0 ? new PullThrough(config, index, blobs, files) : undefined;
+  // The pull-through cache is loaded only when upstreams are configured.
+  const proxy =
+    config.proxy.upstreams.length > 0
+      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
+      : undefined;
 
   // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -272,9 +272,15 @@ export function envOverrides(env: NodeJS.ProcessEnv): RawConfig {
   return out;
 }
 
-/** Environment values are strings; YAML's scalar rules turn "true" and "4096" into their types. */
+/** Environment values are strings: "true", "false" and numbers become what YAML would make of them. */
 function coerce(value: string): unknown {
-  return /^(true|false|-?\d+(\.\d+)?)$/.test(value) ? parseYaml(value) : value;
+  if (value === 'true' || value === 'false') return value === 'true';
+  return /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+}
+
+/** The YAML parser, loaded only to read a configuration file (environment-only setups never need it). */
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
 }
 
 function merge(base: RawConfig, over: RawConfig): RawConfig {

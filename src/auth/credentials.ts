@@ -1,6 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
-import type { StoredUser, UserDirectory } from './users.js';
+import { loadBcrypt, type StoredUser, type UserDirectory } from './users.js';
 
 export type Credentials =
   | { scheme: 'basic'; user: string; password: string }
@@ -49,7 +48,7 @@ export class PasswordVerifier {
     if (user && cached && cached.hash === user.hash && cached.expires > Date.now() && timingSafeEqual(cached.mac, mac)) {
       return user;
     }
-    const ok = await bcrypt.compare(password, user?.hash ?? DUMMY_HASH);
+    const ok = await (await loadBcrypt()).compare(password, user?.hash ?? DUMMY_HASH);
     if (!ok || !user) return undefined;
     if (this.verified.size >= 10_000) this.verified.clear();
     this.verified.set(name, { hash: user.hash, mac, expires: Date.now() + CACHE_TTL_MS });

@@ -1,6 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import bcrypt from 'bcryptjs';
 import { RESERVED_NAMES } from './rules.js';
 
 /** A user as stored: the bcrypt hash of the password and the groups the user belongs to. */
@@ -36,11 +35,17 @@ export function validateUserName(name: string): string {
   return name;
 }
 
-export function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
   if (password.length === 0) throw new Error('the password must not be empty');
+  const bcrypt = await loadBcrypt();
   // bcrypt reads at most 72 bytes; refusing longer ones keeps "the rest is ignored" from surprising anyone.
   if (bcrypt.truncates(password)) throw new Error('the password must be at most 72 bytes long');
   return bcrypt.hash(password, BCRYPT_COST);
+}
+
+/** bcrypt is loaded when a password is first hashed or checked: a registry without users never needs it. */
+export async function loadBcrypt(): Promise<typeof import('bcryptjs').default> {
+  return (await import('bcryptjs')).default;
 }
 
 export function isBcryptHash(hash: string): boolean {
