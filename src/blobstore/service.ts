@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MetadataIndex } from '../db/index.js';
 import { createDigester, type Digest } from '../digest.js';
@@ -26,8 +25,8 @@ export class BlobService {
     throw oci('BLOB_UNKNOWN', `blob ${digest.value} is unknown to repository "${repo}"`, { digest: digest.value });
   }
 
-  read(digest: Digest, range?: { start: number; end: number }): ReadStream {
-    return this.files.read(digest, range);
+  open(digest: Digest): Promise<FileHandle> {
+    return this.files.open(digest);
   }
 
   /** Removes the repository's link; the bytes stay in the store for other repositories. */

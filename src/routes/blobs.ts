@@ -2,6 +2,7 @@ import { parseDigest } from '../digest.js';
 import { oci } from '../errors.js';
 import type { ApiPath } from './path.js';
 import type { Handler } from './context.js';
+import { sendFile } from './send-file.js';
 
 type BlobPath = Extract<ApiPath, { kind: 'blob' }>;
 
@@ -24,7 +25,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-const fetchBlob: Handler<BlobPath> = ({ request, reply, path, services }) => {
+const fetchBlob: Handler<BlobPath> = async ({ request, reply, path, services }) => {
   const digest = parseDigest(path.digest);
   const size = services.blobs.stat(path.name, digest);
   const etag = `"${digest.value}"`;
@@ -48,7 +49,7 @@ const fetchBlob: Handler<BlobPath> = ({ request, reply, path, services }) => {
   const length = range ? range.end - range.start + 1 : size;
   reply.header('Content-Length', length);
   if (request.method === 'HEAD' || length === 0) return reply.send();
-  return reply.send(services.blobs.read(digest, range));
+  return sendFile(reply, await services.blobs.open(digest), range?.start ?? 0, length);
 };
 
 const deleteBlob: Handler<BlobPath> = async ({ reply, path, services }) => {

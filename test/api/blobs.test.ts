@@ -1,3 +1,4 @@
+import { get as httpGet } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import {
@@ -178,6 +179,50 @@ describe('GET/HEAD blob', () => {
       expect(res.headers.get('docker-content-digest')).toBe(d);
       expect(res.body.length).toBe(0);
     }
+  });
+});
+
+describe('GET of blobs larger than the 1 MiB read buffers', () => {
+  const repo = uniq('big');
+  const MiB = 1024 * 1024;
+  const blobs = [randomBlob(3 * MiB + 17), randomBlob(2 * MiB), randomBlob(MiB + 1)];
+  let digests: string[];
+  beforeAll(async () => {
+    digests = await Promise.all(blobs.map((b) => pushBlob(reg.url, repo, b)));
+  });
+
+  it('serves exact bytes to many downloads at once, also after downloads abandoned midway', async () => {
+    // Abandoned downloads leave their buffers with a dead socket: none may come back to serve others.
+    const abandoned = digests.map(
+      (digest) =>
+        new Promise<void>((resolve) => {
+          const req = httpGet(`${reg.url}${blobPath(repo, digest)}`, (res) => {
+            res.once('data', () => {
+              req.destroy();
+              resolve();
+            });
+          });
+          req.on('error', () => resolve());
+        }),
+    );
+    await Promise.all(abandoned);
+    const downloads = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => call(reg.url, 'GET', blobPath(repo, digests[i % 3]!))),
+    );
+    downloads.forEach((res, i) => {
+      expect(res.status).toBe(200);
+      expect(sha256(res.body)).toBe(digests[i % 3]);
+    });
+  });
+
+  it.each([
+    [MiB - 10, MiB + 10],
+    [1, 3 * MiB + 16],
+    [2 * MiB, 3 * MiB + 16],
+  ])('Range bytes=%i-%i across read boundaries -> the exact bytes', async (start, end) => {
+    const res = await call(reg.url, 'GET', blobPath(repo, digests[0]!), { headers: { range: `bytes=${start}-${end}` } });
+    expect(res.status).toBe(206);
+    expect(res.body.equals(blobs[0]!.subarray(start, end + 1))).toBe(true);
   });
 });
 
