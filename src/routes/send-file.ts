@@ -32,8 +32,12 @@ export async function sendFile(reply: FastifyReply, handle: FileHandle, start: n
   const buffers: [Buffer, Buffer] = [take(), take()];
   // Each buffer's write must finish before the buffer is read into again.
   const writes: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
+  let closed = false;
   const gone = new Promise<never>((_, reject) => {
-    res.once('close', () => reject(new Error('the client went away')));
+    res.once('close', () => {
+      closed = true;
+      reject(new Error('the client went away'));
+    });
   });
   gone.catch(() => {});
   try {
@@ -57,7 +61,7 @@ export async function sendFile(reply: FastifyReply, handle: FileHandle, start: n
     for (const buffer of buffers) give(buffer);
   } catch (err) {
     // Buffers that may still be on their way to a dead socket are not reused.
-    if (!res.destroyed) reply.log.error({ err }, 'sending a blob failed');
+    if (!closed) reply.log.error({ err }, 'sending a blob failed');
     res.destroy();
   } finally {
     await handle.close();

@@ -107,6 +107,39 @@ describe('TLS', () => {
     expect(pulled.digest).toBe(image.digest);
   });
 
+  it('serves multi-MiB blobs intact to several HTTP/2 streams of one session at once', async () => {
+    const certs = await tempDir('berth-certs-');
+    selfSigned(certs);
+    const ca = await readFile(join(certs, 'ca.crt'));
+    const reg: TestRegistry = await startRegistry({ http: { tlsCert: join(certs, 'server.crt'), tlsKey: join(certs, 'server.key') } });
+    cleanups.push(() => reg.close());
+    const origin = `https://${reg.host}`;
+    const blobs = [3, 2, 1].map((mib, i) => Buffer.alloc(mib * 1024 * 1024 + i, i + 1).fill(i * 7 + 3, 1000, 5000));
+    const digests = blobs.map((b) => `sha256:${createHash('sha256').update(b).digest('hex')}`);
+    for (const [i, blob] of blobs.entries()) {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpsRequest(`${origin}/v2/h2/blobs/uploads/?digest=${digests[i]}`, { method: 'POST', ca, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(blob);
+      });
+    }
+    const session = http2Connect(origin, { ca });
+    cleanups.push(async () => session.close());
+    const download = (digest: string) =>
+      new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': `/v2/h2/blobs/${digest}` });
+        const hash = createHash('sha256');
+        stream.on('data', (chunk: Buffer) => hash.update(chunk));
+        stream.on('end', () => resolve(`sha256:${hash.digest('hex')}`));
+        stream.on('error', reject);
+      });
+    const got = await Promise.all(Array.from({ length: 9 }, (_, i) => download(digests[i % 3]!)));
+    expect(got).toEqual(Array.from({ length: 9 }, (_, i) => digests[i % 3]));
+  });
+
   it('reloads the certificate on SIGHUP while a download over the old one goes on', async () => {
     const certs = await tempDir('berth-certs-');
     selfSigned(certs);
