@@ -70,17 +70,20 @@ export async function download(reg: Registry): Promise<number> {
   const digest = sha256(blob);
   if (!(await blobExists(reg.url, 'bench/c', digest))) await pushBlob(reg.url, 'bench/c', blob, digest, blob.length);
   await verifyDownload(reg, 'bench/c', digest, blob.length);
-  // curl writing to /dev/null: a client far faster than the servers, unlike a Node one.
   let best = 0;
-  for (let i = 0; i < 3; i++) {
-    const run = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `${reg.url}/v2/bench/c/blobs/${digest}`], {
-      encoding: 'utf8',
-    });
-    const [bytes, seconds] = run.stdout.trim().split(' ').map(Number) as [number, number];
-    check(run.status === 0 && bytes === blob.length, `${reg.name} download length ${bytes}`);
-    best = Math.max(best, mbps(bytes, seconds * 1000));
-  }
+  for (let i = 0; i < 3; i++) best = Math.max(best, curlDownload(`${reg.url}/v2/bench/c/blobs/${digest}`, blob.length));
   return best;
+}
+
+/**
+ * MB/s of one GET with curl writing to /dev/null: a client far faster than the servers,
+ * unlike a Node one. Fails unless exactly `size` bytes arrive.
+ */
+export function curlDownload(url: string, size: number): number {
+  const run = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url], { encoding: 'utf8' });
+  const [bytes, seconds] = run.stdout.trim().split(' ').map(Number) as [number, number];
+  check(run.status === 0 && bytes === size, `download of ${url}: ${bytes} bytes`);
+  return mbps(bytes, seconds * 1000);
 }
 
 /** d) 2,000 distinct 4 KiB blobs, 16 at a time (POST + PUT each). */
