@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -152,6 +152,7 @@ export function wrk(url: string, method: string, headers: Record<string, string>
   const lines = [`wrk.method = "${method}"`, ...Object.entries(headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`)];
   writeFileSync(script, `${lines.join('\n')}\n`);
   const run = spawnSync('wrk', ['-t2', '-c64', `-d${seconds}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+  rmSync(script, { force: true });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr}`);
   const out = run.stdout;
   check(!/Non-2xx or 3xx responses/.test(out), `wrk saw error responses for ${url}:\n${out}`);
