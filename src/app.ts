@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { RequestListener, Server } from 'node:http';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createAuth, type Auth } from './auth/index.js';
@@ -10,6 +11,8 @@ import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
 import { handleError } from './routes/errors.js';
+import { API_VERSION, API_VERSION_HEADER } from './routes/context.js';
+import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
@@ -20,8 +23,6 @@ import { Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/webhooks.js';
 import { serverOptions } from './tls/server.js';
 import { Actors, installOperations } from './routes/ops.js';
-
-const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 
 /**
  * Builds the registry: storage, index, services and routes. Never listens; the
@@ -83,11 +84,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   notifier.start();
 
   app.addHook('onRequest', (_request, reply, done) => {
-    reply.header(API_VERSION_HEADER, 'registry/2.0');
+    reply.header(API_VERSION_HEADER, API_VERSION);
     done();
   });
   // The access log costs a little on every request: only hook it in when it is written.
-  if (['info', 'debug', 'trace'].includes(config.log.level)) {
+  const accessLog = ['info', 'debug', 'trace'].includes(config.log.level);
+  if (accessLog) {
     app.addHook('onResponse', async (request, reply) => {
       request.log.info(
         {
@@ -106,7 +108,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   // the start; a connection that finishes its request later would hold the close until
   // its keep-alive timeout. Keep closing the idle ones until the server is down.
   let reaper: NodeJS.Timeout | undefined;
+  let closing = false;
   app.addHook('preClose', async () => {
+    closing = true;
     reaper = setInterval(() => app.server.closeIdleConnections?.(), 50);
   });
   app.addHook('onClose', async () => {
@@ -133,10 +137,20 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const { tokenServer } = auth;
   const authorizer = actors.wrap(auth.authorizer);
   if (tokenServer) await app.register(tokenRoutes, { tokenServer });
-  await app.register(registryRoutes, {
-    services: { config, blobs, uploads, manifests, proxy },
-    authorizer,
-  });
+  const services = { config, blobs, uploads, manifests, proxy };
+  await app.register(registryRoutes, { services, authorizer });
+  // Cached pulls answered ahead of Fastify, where no other part must see them (see hot-reads.ts).
+  if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !accessLog && !notifier.enabled) {
+    const overloaded = app as unknown as { isUnderPressure?: () => boolean };
+    const hot = hotReads(services, metrics, () => closing || (overloaded.isUnderPressure?.() ?? false));
+    const server = app.server as Server;
+    // Fastify's handler is the server's request listener; hot reads go first.
+    const [fastify] = server.listeners('request') as RequestListener[];
+    server.removeAllListeners('request');
+    server.on('request', (req, res) => {
+      if (!hot(req, res)) fastify!(req, res);
+    });
+  }
   await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
   return app;
 }

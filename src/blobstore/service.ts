@@ -17,9 +17,14 @@ export class BlobService {
     private readonly index: MetadataIndex,
   ) {}
 
+  /** Size of `digest` as served by `repo`, if it does. */
+  size(repo: string, digest: Digest): number | undefined {
+    return this.index.linkedBlobSize(repo, digest.value);
+  }
+
   /** Size of `digest` as served by `repo`; BLOB_UNKNOWN (or NAME_UNKNOWN) otherwise. */
   stat(repo: string, digest: Digest): number {
-    const size = this.index.linkedBlobSize(repo, digest.value);
+    const size = this.size(repo, digest);
     if (size !== undefined) return size;
     if (this.index.repositoryId(repo) === undefined) throw oci('NAME_UNKNOWN', `repository "${repo}" is not known`, { name: repo });
     throw oci('BLOB_UNKNOWN', `blob ${digest.value} is unknown to repository "${repo}"`, { digest: digest.value });

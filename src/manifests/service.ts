@@ -83,13 +83,17 @@ export class ManifestService {
   }
 
   get(repo: string, reference: Reference): ManifestRecord {
-    // One query on the hot path; the repository is looked up only to name the error.
-    const manifest = reference.digest
-      ? this.index.manifestByDigest(repo, reference.digest.value)
-      : this.index.manifestByTag(repo, reference.tag!);
+    const manifest = this.find(repo, reference);
     if (manifest) return manifest;
     this.repositoryId(repo);
     throw manifestUnknown(repo, reference);
+  }
+
+  /** The manifest, if the repository has it: one cached lookup, the hot path of every pull. */
+  find(repo: string, reference: Reference): ManifestRecord | undefined {
+    return reference.digest
+      ? this.index.manifestByDigest(repo, reference.digest.value)
+      : this.index.manifestByTag(repo, reference.tag!);
   }
 
   /** By digest: the manifest and its tags. By tag: only the tag. */

@@ -1,4 +1,4 @@
-import { parseDigest } from '../digest.js';
+import { parseDigest, type Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import type { ApiPath } from './path.js';
 import type { Handler } from './context.js';
@@ -25,18 +25,22 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-const fetchBlob: Handler<BlobPath> = async ({ request, reply, path, services }) => {
-  const digest = parseDigest(path.digest);
-  const size = services.blobs.stat(path.name, digest);
-  const etag = `"${digest.value}"`;
-  reply.headers({
+/** The headers every GET/HEAD of a blob carries, for this route and the hot path alike. */
+export function blobHeaders(digest: Digest): Record<string, string> {
+  return {
     'Docker-Content-Digest': digest.value,
-    ETag: etag,
+    ETag: `"${digest.value}"`,
     'Accept-Ranges': 'bytes',
     'Cache-Control': 'max-age=31536000',
     'Content-Type': 'application/octet-stream',
-  });
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  };
+}
+
+const fetchBlob: Handler<BlobPath> = async ({ request, reply, path, services }) => {
+  const digest = parseDigest(path.digest);
+  const size = services.blobs.stat(path.name, digest);
+  reply.headers(blobHeaders(digest));
+  if (request.headers['if-none-match'] === `"${digest.value}"`) return reply.code(304).send();
 
   const range = parseRange(request.headers.range, size);
   if (range === 'unsatisfiable') {

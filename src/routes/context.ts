@@ -7,6 +7,10 @@ import type { UploadSessions } from '../blobstore/uploads.js';
 import type { ManifestService } from '../manifests/service.js';
 import type { PullThrough } from '../proxy/service.js';
 
+/** Every answer says which API it speaks. */
+export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
+export const API_VERSION = 'registry/2.0';
+
 /** The services routes call; routes never reach the store or index past these. */
 export interface Services {
   config: Config;

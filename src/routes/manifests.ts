@@ -34,15 +34,20 @@ async function readLimited(body: Readable | undefined, declared: string | undefi
   return Buffer.concat(chunks, size);
 }
 
-/** A manifest's GET/HEAD reply: the stored bytes exactly, with their media type and digest. */
-export function sendManifest(request: FastifyRequest, reply: FastifyReply, manifest: ManifestRecord) {
-  reply.headers({
+/** The headers of a manifest's GET/HEAD reply, for this route and the hot path alike. */
+export function manifestHeaders(manifest: ManifestRecord): Record<string, string | number> {
+  return {
     'Content-Type': manifest.mediaType,
     'Docker-Content-Digest': manifest.digest,
     ETag: `"${manifest.digest}"`,
     'Content-Length': manifest.size,
-  });
-  if (manifest.subject) reply.header('OCI-Subject', manifest.subject);
+    ...(manifest.subject && { 'OCI-Subject': manifest.subject }),
+  };
+}
+
+/** A manifest's GET/HEAD reply: the stored bytes exactly, with their media type and digest. */
+export function sendManifest(request: FastifyRequest, reply: FastifyReply, manifest: ManifestRecord) {
+  reply.headers(manifestHeaders(manifest));
   return reply.send(request.method === 'HEAD' ? undefined : manifest.content);
 }
 

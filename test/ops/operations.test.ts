@@ -202,20 +202,27 @@ describe('limits', () => {
 
   it('answers 503 with Retry-After while the event loop is saturated, but not to the probes', async () => {
     reg = await startRegistry({ limits: { maxEventLoopDelay: '20ms' } });
+    // A manifest pulled once is served from the cache, ahead of the routes: overload refuses it too.
+    const repo = uniq('busy');
+    await pushImage(reg.url, repo, 'v1');
+    expect((await call(reg.url, 'GET', `/v2/${repo}/manifests/v1`)).status).toBe(200);
     // Block this process's event loop (the registry runs in it) for 3 s: the next
     // sample sees a mean delay far above 20 ms.
     const until = Date.now() + 3000;
     while (Date.now() < until) {
       // busy
     }
-    let [busy, health] = await Promise.all([call(reg.url, 'GET', '/v2/'), call(reg.url, 'GET', '/healthz')]);
+    const probe = () =>
+      Promise.all([call(reg!.url, 'GET', '/v2/'), call(reg!.url, 'GET', `/v2/${repo}/manifests/v1`), call(reg!.url, 'GET', '/healthz')]);
+    let [busy, pull, health] = await probe();
     // The delay shows from the first sample after the block (at most a second later).
     for (let i = 0; i < 30 && busy.status !== 503; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      [busy, health] = await Promise.all([call(reg.url, 'GET', '/v2/'), call(reg.url, 'GET', '/healthz')]);
+      [busy, pull, health] = await probe();
     }
     expectError(busy, 503, 'UNAVAILABLE');
     expect(busy.headers.get('retry-after')).toBe('10');
+    expectError(pull, 503, 'UNAVAILABLE');
     expect(health.status).toBe(200);
   });
 });

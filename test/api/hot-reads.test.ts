@@ -1,0 +1,120 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { call, expectError, MT, pushBlob, pushImage, randomBlob, uniq, type Pushed } from '../helpers/oci.js';
+
+/** One request with the header names exactly as sent (the hot path keeps their case; Fastify lowercases them). */
+function rawHeaders(base: string, method: string, path: string, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number; names: string[]; headers: Record<string, string>; body: Buffer }>((resolve, reject) => {
+    const req = httpRequest(`${base}${path}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const names = res.rawHeaders.filter((_, i) => i % 2 === 0);
+        const all: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) {
+          // Per connection and per moment, not per answer.
+          if (!['date', 'connection', 'keep-alive'].includes(k)) all[k] = String(v);
+        }
+        resolve({ status: res.statusCode!, names, headers: all, body: Buffer.concat(chunks) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The hot path answered: its header names keep their case. */
+const viaHotPath = (names: string[]) => names.includes('Docker-Content-Digest');
+
+describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)', () => {
+  let reg: TestRegistry;
+  const repo = uniq('hot');
+  let image: Pushed;
+  let layer: string;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    image = await pushImage(reg.url, repo, 'v1');
+    layer = image.json.layers[0].digest;
+  });
+  afterAll(async () => {
+    await reg?.close();
+  });
+
+  it.each([
+    ['GET', 'manifests/v1'],
+    ['HEAD', 'manifests/v1'],
+    ['GET', 'manifests/DIGEST'],
+    ['HEAD', 'manifests/DIGEST'],
+    ['HEAD', 'blobs/LAYER'],
+  ])('%s %s: the same answer as the routes give', async (method, tail) => {
+    const path = `/v2/${repo}/${tail.replace('DIGEST', image.digest).replace('LAYER', layer)}`;
+    // A query string sends the request through Fastify's routes.
+    const routed = await rawHeaders(reg.url, method, `${path}?via=routes`);
+    const hot = await rawHeaders(reg.url, method, path);
+    expect(viaHotPath(routed.names)).toBe(false);
+    expect(viaHotPath(hot.names)).toBe(true);
+    expect(hot.status).toBe(200);
+    expect(hot.headers).toEqual(routed.headers);
+    expect(hot.body.equals(routed.body)).toBe(true);
+    if (method === 'GET') expect(hot.body.equals(image.bytes)).toBe(true);
+  });
+
+  it('leaves misses, errors, ranges, conditional requests and blob GETs to the routes', async () => {
+    expectError(await call(reg.url, 'GET', `/v2/${repo}/manifests/nope`), 404, 'MANIFEST_UNKNOWN');
+    expectError(await call(reg.url, 'GET', `/v2/Bad//name/manifests/v1`), 400, 'NAME_INVALID');
+    expectError(await call(reg.url, 'GET', `/v2/${uniq('none')}/manifests/v1`), 404, 'NAME_UNKNOWN');
+    const range = await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { Range: 'bytes=0-9' });
+    expect(range.status).toBe(206);
+    expect(range.headers['content-range']).toBe(`bytes 0-9/${image.json.layers[0].size}`);
+    const cached = await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { 'If-None-Match': `"${layer}"` });
+    expect(cached.status).toBe(304);
+    const get = await rawHeaders(reg.url, 'GET', `/v2/${repo}/blobs/${layer}`);
+    expect(get.status).toBe(200);
+    expect(viaHotPath(get.names)).toBe(false);
+    expect(get.body.length).toBe(image.json.layers[0].size);
+  });
+
+  it('follows a moved tag and a deleted manifest at once', async () => {
+    const tagRepo = uniq('hotmove');
+    const first = await pushImage(reg.url, tagRepo, 'latest');
+    expect((await rawHeaders(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers['docker-content-digest']).toBe(first.digest);
+    const second = await pushImage(reg.url, tagRepo, 'latest');
+    expect((await rawHeaders(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers['docker-content-digest']).toBe(second.digest);
+    expect((await call(reg.url, 'DELETE', `/v2/${tagRepo}/manifests/${second.digest}`)).status).toBe(202);
+    expectError(await call(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`), 404, 'MANIFEST_UNKNOWN');
+    const blob = await pushBlob(reg.url, tagRepo, randomBlob(10));
+    expect((await rawHeaders(reg.url, 'HEAD', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(200);
+    expect((await call(reg.url, 'DELETE', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(202);
+    expect((await call(reg.url, 'HEAD', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(404);
+  });
+
+  it('counts what it answers in the request metrics', async () => {
+    const count = async () => {
+      const text = (await call(reg.url, 'GET', '/metrics')).text;
+      const line = text.split('\n').find((l) => l.startsWith('berth_http_requests_total{route="manifest",method="HEAD",status="200"}'));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const before = await count();
+    for (let i = 0; i < 3; i++) expect(viaHotPath((await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/manifests/v1`)).names)).toBe(true);
+    expect(await count()).toBe(before + 3);
+  });
+});
+
+describe('hot reads stay off where another part must see the request', () => {
+  it.each([
+    ['the access log is written', { log: { level: 'info' } }],
+    ['webhooks are sent', { notifications: { endpoints: [{ name: 'n', url: 'http://127.0.0.1:9/hook' }] } }],
+  ])('when %s', async (_, overrides) => {
+    const reg = await startRegistry(overrides);
+    try {
+      const repo = uniq('cold');
+      await pushImage(reg.url, repo, 'v1');
+      const res = await rawHeaders(reg.url, 'GET', `/v2/${repo}/manifests/v1`, { Accept: MT.ociManifest });
+      expect(res.status).toBe(200);
+      expect(viaHotPath(res.names)).toBe(false);
+    } finally {
+      await reg.close();
+    }
+  });
+});
