@@ -103,7 +103,8 @@ export class BlobFiles {
   }
 }
 
-async function fsyncPath(path: string): Promise<void> {
+/** fsync of a file or directory by path (open, sync, close). */
+export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

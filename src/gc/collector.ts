@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
-import type { BlobFiles } from '../blobstore/files.js';
+import { fsyncPath, type BlobFiles } from '../blobstore/files.js';
 import type { MetadataIndex } from '../db/index.js';
 import { tryParseDigest, type Digest } from '../digest.js';
 import { expiredTags, ruleFor, type RetentionRule } from './retention.js';
@@ -342,7 +342,7 @@ export class Collector {
       try {
         await mkdir(dirname(target), { recursive: true });
         await link(trashed, target);
-        if (this.durable) await fsyncDir(dirname(target));
+        if (this.durable) await fsyncPath(dirname(target));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -397,14 +397,5 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
     return (await readdir(dir)).sort();
   } catch {
     return [];
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
