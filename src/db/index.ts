@@ -159,8 +159,12 @@ export class MetadataIndex {
     this.db.close();
   }
 
-  /** Makes every commit so far durable (a no-op without durability). */
-  private async flush(): Promise<void> {
+  /**
+   * After a commit that changes blobs, links, manifests or tags: the cache forgets what it
+   * held, and every commit so far becomes durable (a no-op without durability).
+   */
+  private async committed(): Promise<void> {
+    this.hot.clear();
     await this.wal?.flush();
   }
 
@@ -199,8 +203,7 @@ export class MetadataIndex {
       this.stmt.insertBlob.run(digest, size, now);
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
     }).immediate();
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
   }
 
   /**
@@ -229,15 +232,13 @@ export class MetadataIndex {
       return size;
     }).immediate();
     if (size === undefined) return undefined;
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
     return size;
   }
 
   async unlinkBlob(repoId: number, digest: string): Promise<boolean> {
     const unlinked = this.stmt.unlink.run(repoId, digest).changes > 0;
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
     return unlinked;
   }
 
@@ -284,8 +285,7 @@ export class MetadataIndex {
       }
       if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
     }).immediate();
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
   }
 
   /** Deletes a manifest and every tag pointing at it. */
@@ -294,15 +294,13 @@ export class MetadataIndex {
       this.stmt.deleteTagsOf.run(repoId, digest);
       return this.stmt.deleteManifest.run(repoId, digest).changes > 0;
     }).immediate();
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
     return deleted;
   }
 
   async deleteTag(repoId: number, tag: string): Promise<boolean> {
     const deleted = this.stmt.deleteTag.run(repoId, tag).changes > 0;
-    this.hot.clear();
-    await this.flush();
+    await this.committed();
     return deleted;
   }
 
