@@ -1,31 +1,14 @@
-import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { call, expectError, MT, pushBlob, pushImage, randomBlob, uniq, type Pushed } from '../helpers/oci.js';
+import { call, expectError, MT, pushBlob, pushImage, randomBlob, uniq, type Pushed, type Res } from '../helpers/oci.js';
 
-/** One request with the header names exactly as sent (the hot path keeps their case; Fastify lowercases them). */
-function rawHeaders(base: string, method: string, path: string, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; names: string[]; headers: Record<string, string>; body: Buffer }>((resolve, reject) => {
-    const req = httpRequest(`${base}${path}`, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const names = res.rawHeaders.filter((_, i) => i % 2 === 0);
-        const all: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) {
-          // Per connection and per moment, not per answer.
-          if (!['date', 'connection', 'keep-alive'].includes(k)) all[k] = String(v);
-        }
-        resolve({ status: res.statusCode!, names, headers: all, body: Buffer.concat(chunks) });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** The hot path answered: it keeps its header names' case, where Fastify lowercases them. */
+const viaHotPath = (res: Res) => res.headerNames.includes('Docker-Content-Digest');
+
+/** An answer's headers, but for those that belong to the connection or the moment. */
+function answerHeaders(res: Res): Record<string, string> {
+  return Object.fromEntries([...res.headers].filter(([name]) => !['date', 'connection', 'keep-alive'].includes(name)));
 }
-
-/** The hot path answered: its header names keep their case. */
-const viaHotPath = (names: string[]) => names.includes('Docker-Content-Digest');
 
 describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)', () => {
   let reg: TestRegistry;
@@ -50,12 +33,12 @@ describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)'
   ])('%s %s: the same answer as the routes give', async (method, tail) => {
     const path = `/v2/${repo}/${tail.replace('DIGEST', image.digest).replace('LAYER', layer)}`;
     // A query string sends the request through Fastify's routes.
-    const routed = await rawHeaders(reg.url, method, `${path}?via=routes`);
-    const hot = await rawHeaders(reg.url, method, path);
-    expect(viaHotPath(routed.names)).toBe(false);
-    expect(viaHotPath(hot.names)).toBe(true);
+    const routed = await call(reg.url, method, `${path}?via=routes`);
+    const hot = await call(reg.url, method, path);
+    expect(viaHotPath(routed)).toBe(false);
+    expect(viaHotPath(hot)).toBe(true);
     expect(hot.status).toBe(200);
-    expect(hot.headers).toEqual(routed.headers);
+    expect(answerHeaders(hot)).toEqual(answerHeaders(routed));
     expect(hot.body.equals(routed.body)).toBe(true);
     if (method === 'GET') expect(hot.body.equals(image.bytes)).toBe(true);
   });
@@ -64,27 +47,27 @@ describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)'
     expectError(await call(reg.url, 'GET', `/v2/${repo}/manifests/nope`), 404, 'MANIFEST_UNKNOWN');
     expectError(await call(reg.url, 'GET', `/v2/Bad//name/manifests/v1`), 400, 'NAME_INVALID');
     expectError(await call(reg.url, 'GET', `/v2/${uniq('none')}/manifests/v1`), 404, 'NAME_UNKNOWN');
-    const range = await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { Range: 'bytes=0-9' });
+    const range = await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { Range: 'bytes=0-9' } });
     expect(range.status).toBe(206);
-    expect(range.headers['content-range']).toBe(`bytes 0-9/${image.json.layers[0].size}`);
-    const cached = await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { 'If-None-Match': `"${layer}"` });
+    expect(range.headers.get('content-range')).toBe(`bytes 0-9/${image.json.layers[0].size}`);
+    const cached = await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { 'If-None-Match': `"${layer}"` } });
     expect(cached.status).toBe(304);
-    const get = await rawHeaders(reg.url, 'GET', `/v2/${repo}/blobs/${layer}`);
+    const get = await call(reg.url, 'GET', `/v2/${repo}/blobs/${layer}`);
     expect(get.status).toBe(200);
-    expect(viaHotPath(get.names)).toBe(false);
+    expect(viaHotPath(get)).toBe(false);
     expect(get.body.length).toBe(image.json.layers[0].size);
   });
 
   it('follows a moved tag and a deleted manifest at once', async () => {
     const tagRepo = uniq('hotmove');
     const first = await pushImage(reg.url, tagRepo, 'latest');
-    expect((await rawHeaders(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers['docker-content-digest']).toBe(first.digest);
+    expect((await call(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers.get('docker-content-digest')).toBe(first.digest);
     const second = await pushImage(reg.url, tagRepo, 'latest');
-    expect((await rawHeaders(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers['docker-content-digest']).toBe(second.digest);
+    expect((await call(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`)).headers.get('docker-content-digest')).toBe(second.digest);
     expect((await call(reg.url, 'DELETE', `/v2/${tagRepo}/manifests/${second.digest}`)).status).toBe(202);
     expectError(await call(reg.url, 'GET', `/v2/${tagRepo}/manifests/latest`), 404, 'MANIFEST_UNKNOWN');
     const blob = await pushBlob(reg.url, tagRepo, randomBlob(10));
-    expect((await rawHeaders(reg.url, 'HEAD', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(200);
+    expect((await call(reg.url, 'HEAD', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(200);
     expect((await call(reg.url, 'DELETE', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(202);
     expect((await call(reg.url, 'HEAD', `/v2/${tagRepo}/blobs/${blob}`)).status).toBe(404);
   });
@@ -96,7 +79,7 @@ describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)'
       return Number(line?.split(' ')[1] ?? 0);
     };
     const before = await count();
-    for (let i = 0; i < 3; i++) expect(viaHotPath((await rawHeaders(reg.url, 'HEAD', `/v2/${repo}/manifests/v1`)).names)).toBe(true);
+    for (let i = 0; i < 3; i++) expect(viaHotPath(await call(reg.url, 'HEAD', `/v2/${repo}/manifests/v1`))).toBe(true);
     expect(await count()).toBe(before + 3);
   });
 });
@@ -110,9 +93,9 @@ describe('hot reads stay off where another part must see the request', () => {
     try {
       const repo = uniq('cold');
       await pushImage(reg.url, repo, 'v1');
-      const res = await rawHeaders(reg.url, 'GET', `/v2/${repo}/manifests/v1`, { Accept: MT.ociManifest });
+      const res = await call(reg.url, 'GET', `/v2/${repo}/manifests/v1`, { headers: { Accept: MT.ociManifest } });
       expect(res.status).toBe(200);
-      expect(viaHotPath(res.names)).toBe(false);
+      expect(viaHotPath(res)).toBe(false);
     } finally {
       await reg.close();
     }

@@ -13,16 +13,17 @@ function blobFile(dataDir: string, digest: string): string {
   return join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
 }
 
-describe('berth fsck', () => {
-  let registry: TestRegistry | undefined;
-  let dataDir: string | undefined;
-  afterEach(async () => {
-    await registry?.close();
-    registry = undefined;
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-    dataDir = undefined;
-  });
+// Each test's registry keeps its data directory (the CLI works on it after the registry is up); both go afterwards.
+let registry: TestRegistry | undefined;
+let dataDir: string | undefined;
+afterEach(async () => {
+  await registry?.close();
+  registry = undefined;
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  dataDir = undefined;
+});
 
+describe('berth fsck', () => {
   it('finds a corrupted and a missing blob; --repair quarantines, removes what cannot be pulled and leaves the index consistent', async () => {
     registry = await startRegistry({ gc: { interval: 0 }, storage: { fsync: false } }, { keepData: true });
     dataDir = registry.dataDir;
@@ -86,15 +87,6 @@ describe('berth fsck', () => {
 });
 
 describe('berth gc, du and repo rm', () => {
-  let registry: TestRegistry | undefined;
-  let dataDir: string | undefined;
-  afterEach(async () => {
-    await registry?.close();
-    registry = undefined;
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-    dataDir = undefined;
-  });
-
   it('print what they will do and what they did, while the server runs', async () => {
     registry = await startRegistry({ gc: { interval: 0 }, storage: { fsync: false } }, { keepData: true });
     dataDir = registry.dataDir;

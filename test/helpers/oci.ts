@@ -48,6 +48,8 @@ export function uniq(prefix = 'r'): string {
 export interface Res {
   status: number;
   headers: Headers;
+  /** Header names as the server wrote them (case kept). */
+  headerNames: string[];
   body: Buffer;
   text: string;
   json<T = any>(): T;
@@ -68,11 +70,12 @@ export async function call(base: string, method: string, path: string, init: Req
   return raw(u.origin, method, u.pathname + u.search, init);
 }
 
-function wrap(status: number, headers: Headers, body: Buffer): Res {
+function wrap(status: number, headers: Headers, headerNames: string[], body: Buffer): Res {
   const text = body.toString('utf8');
   return {
     status,
     headers,
+    headerNames,
     body,
     text,
     json<T>() {
@@ -106,7 +109,8 @@ export function raw(base: string, method: string, path: string, init: ReqInit = 
             if (v === undefined) continue;
             headers.set(k, Array.isArray(v) ? v.join(', ') : v);
           }
-          resolve(wrap(res.statusCode ?? 0, headers, Buffer.concat(chunks)));
+          const names = res.rawHeaders.filter((_, i) => i % 2 === 0);
+          resolve(wrap(res.statusCode ?? 0, headers, names, Buffer.concat(chunks)));
         });
         res.on('error', reject);
       },
