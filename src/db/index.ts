@@ -168,9 +168,24 @@ export class MetadataIndex {
     await this.wal?.flush();
   }
 
-  /** The connection, for modules that keep their own statements over the same schema. */
+  /**
+   * The connection, for modules that keep their own statements over the same schema.
+   * They change manifests, tags, links or blobs only inside `write`.
+   */
   get database(): Database.Database {
     return this.db;
+  }
+
+  /**
+   * Runs `change` as one write transaction on `database`, then empties the cache of hot
+   * rows, so that the next pull sees the change.
+   */
+  write<T>(change: () => T): T {
+    try {
+      return this.db.transaction(change).immediate();
+    } finally {
+      this.hot.clear();
+    }
   }
 
   repositoryId(name: string): number | undefined {

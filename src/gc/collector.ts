@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { link, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type Database from 'better-sqlite3';
 import { fsyncPath, type BlobFiles } from '../blobstore/files.js';
 import type { MetadataIndex } from '../db/index.js';
 import { tryParseDigest, type Digest } from '../digest.js';
@@ -145,10 +144,6 @@ export class Collector {
     await this.queue;
   }
 
-  private get db(): Database.Database {
-    return this.index.database;
-  }
-
   private async collect(options: RunOptions): Promise<GcReport> {
     const started = Date.now();
     const dryRun = options.dryRun ?? false;
@@ -170,10 +165,10 @@ export class Collector {
     let removedRows = new Set<string>();
     if (dryRun) {
       try {
-        this.db.transaction(() => {
+        this.index.write(() => {
           removedRows = this.collectRows(started, cutoff, report);
           throw ROLLBACK;
-        }).immediate();
+        });
       } catch (err) {
         if (err !== ROLLBACK) throw err;
       }
@@ -194,24 +189,22 @@ export class Collector {
       if (this.stopping) break;
       const rule = ruleFor(this.policy.retention, repo.name);
       if (rule === undefined && this.policy.untaggedAfter === 'never') continue;
-      this.db.transaction(() => this.collectRepository(repo.id, repo.name, rule, now, report)).immediate();
+      this.index.write(() => this.collectRepository(repo.id, repo.name, rule, now, report));
     }
     const removed = new Set<string>();
     const candidates = this.stmt.blobCandidates.all(cutoff, cutoff);
     for (let i = 0; i < candidates.length; i += BATCH) {
-      this.db
-        .transaction(() => {
-          for (const { digest } of candidates.slice(i, i + BATCH)) {
-            const row = this.stmt.blobStillCollectable.get(digest, cutoff, cutoff);
-            if (!row || this.publishedSince(digest, cutoff)) continue;
-            this.stmt.deleteLinks.run(digest);
-            this.stmt.deleteBlob.run(digest);
-            report.blobs.count++;
-            report.blobs.bytes += row.size;
-            removed.add(digest);
-          }
-        })
-        .immediate();
+      this.index.write(() => {
+        for (const { digest } of candidates.slice(i, i + BATCH)) {
+          const row = this.stmt.blobStillCollectable.get(digest, cutoff, cutoff);
+          if (!row || this.publishedSince(digest, cutoff)) continue;
+          this.stmt.deleteLinks.run(digest);
+          this.stmt.deleteBlob.run(digest);
+          report.blobs.count++;
+          report.blobs.bytes += row.size;
+          removed.add(digest);
+        }
+      });
     }
     return removed;
   }

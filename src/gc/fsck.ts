@@ -183,7 +183,7 @@ async function repair(
     repaired.manifests.push({ repository: m.repository, digest: m.digest });
   };
 
-  db.transaction(() => {
+  index.write(() => {
     for (const digest of gone) {
       const parsed = tryParseDigest(digest);
       // A good copy published since the check (a re-push) keeps its row.
@@ -202,7 +202,7 @@ async function repair(
       deleteTag.run(tag.repoId, tag.tag);
       repaired.tags.push({ repository: tag.repository, tag: tag.tag, digest: tag.digest });
     }
-  }).immediate();
+  });
 }
 
 interface DanglingRef {

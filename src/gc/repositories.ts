@@ -42,15 +42,13 @@ export class RepositoryRemover {
 
   /** What removing `name` does (and, unless `dryRun`, does it); undefined if there is no such repository. */
   remove(name: string, options: { dryRun?: boolean } = {}): RepositoryRemoval | undefined {
-    return this.index.database
-      .transaction(() => {
-        const repo = this.stmt.repo.get(name);
-        if (!repo) return undefined;
-        const counts = this.stmt.counts.get({ id: repo.id })!;
-        const uniqueBytes = this.stmt.unique.get({ id: repo.id })!.bytes ?? 0;
-        if (!options.dryRun) this.stmt.remove.run(repo.id);
-        return { repository: name, ...counts, uniqueBytes, dryRun: options.dryRun ?? false };
-      })
-      .immediate();
+    return this.index.write(() => {
+      const repo = this.stmt.repo.get(name);
+      if (!repo) return undefined;
+      const counts = this.stmt.counts.get({ id: repo.id })!;
+      const uniqueBytes = this.stmt.unique.get({ id: repo.id })!.bytes ?? 0;
+      if (!options.dryRun) this.stmt.remove.run(repo.id);
+      return { repository: name, ...counts, uniqueBytes, dryRun: options.dryRun ?? false };
+    });
   }
 }

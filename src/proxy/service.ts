@@ -247,24 +247,22 @@ export class PullThrough {
   }
 
   private evict(cap: number, log: ProxyLog): void {
-    const evicted = this.index.database
-      .transaction(() => {
-        const dropped: string[] = [];
-        while (this.stmt.usage.get(this.upstreamNames)!.bytes > cap) {
-          const oldest = this.stmt.leastRecent.get();
-          if (!oldest) break;
-          this.stmt.forget.run(oldest.repo, oldest.digest);
-          const repoId = this.index.repositoryId(oldest.repo);
-          if (repoId === undefined) continue;
-          this.stmt.dropTags.run(repoId, oldest.digest);
-          this.stmt.dropManifest.run(repoId, oldest.digest);
-          this.stmt.unlinkUnreferenced.run(repoId);
-          this.stmt.forgetTags.run(oldest.repo, repoId);
-          dropped.push(`${oldest.repo}@${oldest.digest}`);
-        }
-        return dropped;
-      })
-      .immediate();
+    const evicted = this.index.write(() => {
+      const dropped: string[] = [];
+      while (this.stmt.usage.get(this.upstreamNames)!.bytes > cap) {
+        const oldest = this.stmt.leastRecent.get();
+        if (!oldest) break;
+        this.stmt.forget.run(oldest.repo, oldest.digest);
+        const repoId = this.index.repositoryId(oldest.repo);
+        if (repoId === undefined) continue;
+        this.stmt.dropTags.run(repoId, oldest.digest);
+        this.stmt.dropManifest.run(repoId, oldest.digest);
+        this.stmt.unlinkUnreferenced.run(repoId);
+        this.stmt.forgetTags.run(oldest.repo, repoId);
+        dropped.push(`${oldest.repo}@${oldest.digest}`);
+      }
+      return dropped;
+    });
     if (evicted.length > 0) log.info({ evicted, maxBytes: cap }, 'cache size cap: evicted least recently pulled mirrored manifests');
   }
 
