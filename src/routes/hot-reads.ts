@@ -43,9 +43,11 @@ export function hotReads(services: Services, metrics: Metrics, busy: () => boole
       const digest = method === 'HEAD' ? tryParseDigest(path.digest) : undefined;
       const size = digest && services.blobs.size(path.name, digest);
       if (size === undefined) return false;
-      reply = { ...blobHeaders(digest!), 'Content-Length': size };
+      reply = blobHeaders(digest!);
+      reply['Content-Length'] = size;
     }
-    res.writeHead(200, { [API_VERSION_HEADER]: API_VERSION, ...reply });
+    reply[API_VERSION_HEADER] = API_VERSION;
+    res.writeHead(200, reply);
     res.end(body);
     metrics.request({
       route: path.kind,
