@@ -1,3 +1,4 @@
+import { executionAsyncResource } from 'node:async_hooks';
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -8,6 +9,7 @@ import { splitAddress, type Config } from './config.js';
 
 /** Starts the registry on the configured address and closes it cleanly on SIGTERM/SIGINT. */
 export async function serve(config: Config): Promise<FastifyInstance> {
+  keepTickShape();
   const app = await buildApp(config);
   const { host, port } = splitAddress(config.http.addr);
   await app.listen({ host, port });
@@ -81,6 +83,19 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   return app;
+}
+
+let heldTick: object | undefined;
+
+/**
+ * Keeps one of Node's `process.nextTick` queue entries alive for good. Every HTTP reply
+ * queues a few; when none exists while the server idles, V8's memory reducer collects
+ * their object shape, and from then on each new entry is built through V8's slow
+ * runtime path: measured here, a cached pull cost a third more CPU (62 instead of
+ * 46 µs) for as long as the process ran. One live entry keeps the shape, and the speed.
+ */
+function keepTickShape(): void {
+  process.nextTick(() => (heldTick ??= executionAsyncResource()));
 }
 
 /** A second listener serving only /metrics, for `metrics.addr`. */
