@@ -5,8 +5,8 @@
  * call `clear` as they commit, so they show at once. Another process's commits (`berth
  * gc`, `berth fsck --repair` or `berth repo rm` run beside the server) show through
  * SQLite's `data_version`, read at most once per OTHER_PROCESS_LAG_MS: it takes and
- * releases the database's locks, three system calls that cost a cached pull a third of
- * its speed when made for every lookup. Within its byte budget, the least recently used
+ * releases the database's locks, three system calls that cut the cached pull rate by a
+ * quarter when made for every lookup. Within its byte budget, the least recently used
  * entries go first.
  */
 export class HotCache {
