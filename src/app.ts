@@ -45,8 +45,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
       : undefined;
 
+  // Request ids in Fastify's own format, from one sequence that the hot reads share.
+  let lastRequestId = 0;
+  const nextRequestId = () => `req-${(lastRequestId = (lastRequestId + 1) & 0x7fffffff).toString(36)}`;
   // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({
+    genReqId: nextRequestId,
     ...(await serverOptions(config.http)),
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
@@ -140,9 +144,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const services = { config, blobs, uploads, manifests, proxy };
   await app.register(registryRoutes, { services, authorizer });
   // Cached pulls answered ahead of Fastify, where no other part must see them (see hot-reads.ts).
-  if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !accessLog && !notifier.enabled) {
+  if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !notifier.enabled) {
     const overloaded = app as unknown as { isUnderPressure?: () => boolean };
-    const hot = hotReads(services, metrics, () => closing || (overloaded.isUnderPressure?.() ?? false));
+    const busy = () => closing || (overloaded.isUnderPressure?.() ?? false);
+    const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId } : undefined);
     const server = app.server as Server;
     // Fastify's handler is the server's request listener; hot reads go first.
     const [fastify] = server.listeners('request') as RequestListener[];

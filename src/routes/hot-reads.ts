@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyBaseLogger } from 'fastify';
 import { tryParseDigest } from '../digest.js';
 import { ManifestService } from '../manifests/service.js';
 import { isValidRepositoryName } from '../names.js';
@@ -13,12 +14,17 @@ import { parseApiPath } from './path.js';
  * ahead of Fastify when the answer is a 200 from the cache: without Fastify's request
  * and reply objects, hooks and logger they cost about a third less. The caller installs
  * this only where nothing else must see such a request (no authentication, no
- * pull-through cache, no access log, no webhooks) and `busy` turns it off while the
- * server closes or is overloaded. Everything else (a miss, a query string, a range, a
+ * pull-through cache, no webhooks) and `busy` turns it off while the server closes or is
+ * overloaded. With `accessLog`, each answer gets the access line the routes would write. Everything else (a miss, a query string, a range, a
  * conditional request, every error) goes on to Fastify, and the headers come from the
  * same functions the routes use, so both paths give the same answer.
  */
-export function hotReads(services: Services, metrics: Metrics, busy: () => boolean) {
+export function hotReads(
+  services: Services,
+  metrics: Metrics,
+  busy: () => boolean,
+  accessLog?: { log: FastifyBaseLogger; nextId: () => string },
+) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
@@ -49,14 +55,20 @@ export function hotReads(services: Services, metrics: Metrics, busy: () => boole
     reply[API_VERSION_HEADER] = API_VERSION;
     res.writeHead(200, reply);
     res.end(body);
-    metrics.request({
-      route: path.kind,
-      method,
-      status: 200,
-      seconds: (performance.now() - started) / 1000,
-      bytesIn: 0,
-      bytesOut: body?.length ?? 0,
-    });
+    const ms = performance.now() - started;
+    metrics.request({ route: path.kind, method, status: 200, seconds: ms / 1000, bytesIn: 0, bytesOut: body?.length ?? 0 });
+    accessLog?.log.info(
+      {
+        reqId: accessLog.nextId(),
+        method,
+        url,
+        status: 200,
+        bytesIn: Number(headers['content-length'] ?? 0),
+        bytesOut: Number(reply['Content-Length']),
+        durationMs: Math.round(ms),
+      },
+      'request',
+    );
     return true;
   };
 }
