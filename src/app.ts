@@ -11,7 +11,7 @@ import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
 import { handleError } from './routes/errors.js';
-import { API_VERSION, API_VERSION_HEADER } from './routes/context.js';
+import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
 import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
@@ -95,17 +95,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const accessLog = ['info', 'debug', 'trace'].includes(config.log.level);
   if (accessLog) {
     app.addHook('onResponse', async (request, reply) => {
-      request.log.info(
-        {
-          method: request.method,
-          url: request.url,
-          status: reply.statusCode,
-          bytesIn: Number(request.headers['content-length'] ?? 0),
-          bytesOut: Number(reply.getHeader('content-length') ?? 0),
-          durationMs: Math.round(reply.elapsedTime),
-        },
-        'request',
-      );
+      logAccess(request.log, {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        bytesIn: Number(request.headers['content-length'] ?? 0),
+        bytesOut: Number(reply.getHeader('content-length') ?? 0),
+        durationMs: Math.round(reply.elapsedTime),
+      });
     });
   }
   // Closing waits for busy connections, but closes idle keep-alive ones only once, at

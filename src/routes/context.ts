@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Grant } from '../auth/index.js';
 import type { Config } from '../config.js';
 import type { BlobService } from '../blobstore/service.js';
@@ -10,6 +10,21 @@ import type { PullThrough } from '../proxy/service.js';
 /** Every answer says which API it speaks. */
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 export const API_VERSION = 'registry/2.0';
+
+/** What the access log says of each request, whether the routes or the hot path answered it. */
+export interface AccessEntry {
+  method: string;
+  url: string;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+}
+
+/** Writes the access-log line; `reqId` for a logger that does not carry it already. */
+export function logAccess(log: FastifyBaseLogger, entry: AccessEntry, reqId?: string): void {
+  log.info(reqId === undefined ? entry : { reqId, ...entry }, 'request');
+}
 
 /** The services routes call; routes never reach the store or index past these. */
 export interface Services {

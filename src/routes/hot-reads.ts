@@ -5,19 +5,20 @@ import { ManifestService } from '../manifests/service.js';
 import { isValidRepositoryName } from '../names.js';
 import type { Metrics } from '../ops/metrics.js';
 import { blobHeaders } from './blobs.js';
-import { API_VERSION, API_VERSION_HEADER, type Services } from './context.js';
+import { API_VERSION, API_VERSION_HEADER, logAccess, type Services } from './context.js';
 import { manifestHeaders } from './manifests.js';
 import { parseApiPath } from './path.js';
 
 /**
  * The requests a busy registry answers most, manifest GET/HEAD and blob HEAD, served
  * ahead of Fastify when the answer is a 200 from the cache: without Fastify's request
- * and reply objects, hooks and logger they cost about a third less. The caller installs
- * this only where nothing else must see such a request (no authentication, no
- * pull-through cache, no webhooks) and `busy` turns it off while the server closes or is
- * overloaded. With `accessLog`, each answer gets the access line the routes would write. Everything else (a miss, a query string, a range, a
- * conditional request, every error) goes on to Fastify, and the headers come from the
- * same functions the routes use, so both paths give the same answer.
+ * and reply objects and hooks they cost about a third less. The caller installs this
+ * only where nothing else must see such a request (no authentication, no pull-through
+ * cache, no webhooks) and `busy` turns it off while the server closes or is overloaded.
+ * With `accessLog`, each answer gets the access line the routes would write. Everything
+ * else (a miss, a query string, a range, a conditional request, every error) goes on to
+ * Fastify, and the headers come from the same functions the routes use, so both paths
+ * give the same answer.
  */
 export function hotReads(
   services: Services,
@@ -56,19 +57,12 @@ export function hotReads(
     res.writeHead(200, reply);
     res.end(body);
     const ms = performance.now() - started;
-    metrics.request({ route: path.kind, method, status: 200, seconds: ms / 1000, bytesIn: 0, bytesOut: body?.length ?? 0 });
-    accessLog?.log.info(
-      {
-        reqId: accessLog.nextId(),
-        method,
-        url,
-        status: 200,
-        bytesIn: Number(headers['content-length'] ?? 0),
-        bytesOut: Number(reply['Content-Length']),
-        durationMs: Math.round(ms),
-      },
-      'request',
-    );
+    const bytesIn = Number(headers['content-length'] ?? 0);
+    metrics.request({ route: path.kind, method, status: 200, seconds: ms / 1000, bytesIn, bytesOut: body?.length ?? 0 });
+    if (accessLog) {
+      const entry = { method, url, status: 200, bytesIn, bytesOut: Number(reply['Content-Length']), durationMs: Math.round(ms) };
+      logAccess(accessLog.log, entry, accessLog.nextId());
+    }
     return true;
   };
 }
