@@ -11,7 +11,8 @@ export interface Reply {
   bytes: number;
 }
 
-export type Body = Buffer | (() => AsyncIterable<Buffer>);
+/** A body in one piece, in parts written back to back (no copy), or streamed. */
+export type Body = Buffer | Buffer[] | (() => AsyncIterable<Buffer>);
 
 /**
  * An HTTP request on the shared agent. `keep` decides whether the response body is
@@ -36,6 +37,10 @@ export function http(
     const body = options.body;
     if (body === undefined) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);
+    else if (Array.isArray(body)) {
+      for (const part of body.slice(0, -1)) req.write(part);
+      req.end(body.at(-1));
+    }
     else {
       (async () => {
         for await (const chunk of body()) {

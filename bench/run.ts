@@ -54,7 +54,12 @@ function ensureInstalled(command: string, pkg: string): void {
   if (update.status !== 0 || install.status !== 0) throw new Error(`could not install ${pkg}`);
 }
 
-/** Runs `scenario` on both registries `reps` times, alternating who goes first; keeps the best. */
+/**
+ * Runs `scenario` on both registries `reps` times, alternating who goes first; keeps the
+ * best. Each run starts with the page cache written back (`sync`): a registry that leaves
+ * its writes to the kernel (Distribution never fsyncs) would otherwise have them flushed
+ * during, and charged to, the next run.
+ */
 async function interleaved(
   pair: Registry[],
   reps: number,
@@ -65,6 +70,7 @@ async function interleaved(
   for (let r = 0; r < reps; r++) {
     const order = r % 2 === 0 ? pair : [...pair].reverse();
     for (const reg of order) {
+      spawnSync('sync');
       const value = await scenario(reg);
       const previous = best.get(reg.name);
       const better = previous === undefined || (direction === 'higher' ? value > previous : value < previous);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,14 +24,34 @@ function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`verification failed: ${message}`);
 }
 
+interface Variant {
+  /** The base's shared bytes and the copy's own last 32. */
+  parts: [Buffer, Buffer];
+  digest: string;
+  size: number;
+}
+
 /**
- * A distinct copy of `base`: its first 32 bytes are the SHA-256 of `tag`, so distinct
- * tags of any length give distinct blobs (a registry must store every one of them).
+ * Distinct variants of one base buffer: each is the base with its last 32 bytes replaced
+ * by the SHA-256 of its tag, so distinct tags of any length give distinct blobs (a
+ * registry must store every one of them). A variant is sent as two parts, the shared
+ * prefix and its own suffix, and its digest resumes from the prefix's hash state: the
+ * load generator neither copies nor rehashes a blob, and leaves the CPU to the registries.
  */
-function variant(base: Buffer, tag: string): Buffer {
-  const copy = Buffer.from(base);
-  createHash('sha256').update(tag).digest().copy(copy, 0);
-  return copy;
+class Variants {
+  private readonly prefix: Buffer;
+  private readonly prefixHash: Hash;
+
+  constructor(base: Buffer) {
+    this.prefix = base.subarray(0, base.length - 32);
+    this.prefixHash = createHash('sha256').update(this.prefix);
+  }
+
+  make(tag: string): Variant {
+    const suffix = createHash('sha256').update(tag).digest();
+    const digest = `sha256:${this.prefixHash.copy().update(suffix).digest('hex')}`;
+    return { parts: [this.prefix, suffix], digest, size: this.prefix.length + suffix.length };
+  }
 }
 
 async function verifyDownload(reg: Registry, repo: string, digest: string, size: number): Promise<void> {
@@ -39,24 +59,25 @@ async function verifyDownload(reg: Registry, repo: string, digest: string, size:
   check(reply.status === 200 && reply.body.length === size && sha256(reply.body) === digest, `${reg.name} ${repo}@${digest} content`);
 }
 
-const big = randomBytes(256 * MiB);
+const bigBytes = randomBytes(256 * MiB);
+const big = new Variants(bigBytes);
+const big32 = new Variants(bigBytes.subarray(0, 32 * MiB));
 let runCounter = 0;
 
 /** a) POST + PUT of a 256 MiB blob. */
 export async function monolithicUpload(reg: Registry): Promise<number> {
-  const blob = variant(big, `a-${reg.name}-${runCounter++}`);
-  const digest = sha256(blob);
+  const { parts, digest, size } = big.make(`a-${reg.name}-${runCounter++}`);
   const start = performance.now();
-  await pushBlob(reg.url, 'bench/a', blob, digest, blob.length);
-  const result = mbps(blob.length, performance.now() - start);
-  await verifyDownload(reg, 'bench/a', digest, blob.length);
+  await pushBlob(reg.url, 'bench/a', parts, digest, size);
+  const result = mbps(size, performance.now() - start);
+  await verifyDownload(reg, 'bench/a', digest, size);
   return result;
 }
 
 /** b) The same in 16 MiB PATCHes. */
 export async function chunkedUpload(reg: Registry): Promise<number> {
-  const blob = variant(big, `b-${reg.name}-${runCounter++}`);
-  const digest = sha256(blob);
+  const { parts, digest } = big.make(`b-${reg.name}-${runCounter++}`);
+  const blob = Buffer.concat(parts);
   const start = performance.now();
   await pushBlobChunked(reg.url, 'bench/b', blob, digest, 16 * MiB);
   const result = mbps(blob.length, performance.now() - start);
@@ -66,12 +87,11 @@ export async function chunkedUpload(reg: Registry): Promise<number> {
 
 /** c) Download of a 256 MiB blob from a warm page cache (best of 3). */
 export async function download(reg: Registry): Promise<number> {
-  const blob = variant(big, `c-${reg.name}`);
-  const digest = sha256(blob);
-  if (!(await blobExists(reg.url, 'bench/c', digest))) await pushBlob(reg.url, 'bench/c', blob, digest, blob.length);
-  await verifyDownload(reg, 'bench/c', digest, blob.length);
+  const { parts, digest, size } = big.make(`c-${reg.name}`);
+  if (!(await blobExists(reg.url, 'bench/c', digest))) await pushBlob(reg.url, 'bench/c', parts, digest, size);
+  await verifyDownload(reg, 'bench/c', digest, size);
   let best = 0;
-  for (let i = 0; i < 3; i++) best = Math.max(best, curlDownload(`${reg.url}/v2/bench/c/blobs/${digest}`, blob.length));
+  for (let i = 0; i < 3; i++) best = Math.max(best, curlDownload(`${reg.url}/v2/bench/c/blobs/${digest}`, size));
   return best;
 }
 
@@ -99,20 +119,22 @@ export async function smallBlobs(reg: Registry): Promise<number> {
 
 /** e) Whole image pushes (HEAD, POST, PUT per blob; then the manifest), 8 at a time for `seconds`. */
 export async function imagePushes(reg: Registry, seconds: number): Promise<number> {
-  const layerBase = randomBytes(MiB);
+  const layerBase = new Variants(randomBytes(MiB));
   const pushed: string[] = [];
   let next = 0;
   const deadline = performance.now() + seconds * 1000;
   const start = performance.now();
   const pushImage = async (n: number) => {
     const repo = `bench/e${n % 4}`;
-    const layers = Array.from({ length: 20 }, (_, i) => variant(layerBase, `e${reg.name}${n}-${i}`));
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', image: n, registry: reg.name }));
-    const descriptors = [config, ...layers].map((b) => ({ blob: b, digest: sha256(b), size: b.length }));
+    const descriptors = [
+      { parts: [config], digest: sha256(config), size: config.length },
+      ...Array.from({ length: 20 }, (_, i) => layerBase.make(`e${reg.name}${n}-${i}`)),
+    ];
     for (const d of descriptors) {
       // Every blob is new: a registry that already had one would be measured on less work.
       check(!(await blobExists(reg.url, repo, d.digest)), `${reg.name} had blob ${d.digest} before it was pushed`);
-      await pushBlob(reg.url, repo, d.blob, d.digest, d.size);
+      await pushBlob(reg.url, repo, d.parts, d.digest, d.size);
     }
     const [cfg, ...rest] = descriptors.map(({ digest, size }) => ({ digest, size }));
     await putManifest(reg.url, repo, `i${n}`, imageManifest(cfg!, rest));
@@ -283,14 +305,12 @@ export async function largeBlobRss(reg: Registry): Promise<{ pushMiB: number; pu
 
 /** i) 32 distinct 32 MiB blobs uploaded at once. */
 export async function concurrentUploads(reg: Registry): Promise<number> {
-  const base = big.subarray(0, 32 * MiB);
-  const blobs = Array.from({ length: 32 }, (_, i) => variant(base, `i-${reg.name}-${runCounter}-${i}`));
+  const blobs = Array.from({ length: 32 }, (_, i) => big32.make(`i-${reg.name}-${runCounter}-${i}`));
   runCounter++;
-  const digests = blobs.map(sha256);
   const start = performance.now();
-  await Promise.all(blobs.map((b, i) => pushBlob(reg.url, `bench/i${i % 4}`, b, digests[i]!, b.length)));
+  await Promise.all(blobs.map((b, i) => pushBlob(reg.url, `bench/i${i % 4}`, b.parts, b.digest, b.size)));
   const result = mbps(32 * 32 * MiB, performance.now() - start);
-  for (let i = 0; i < blobs.length; i += 8) await verifyDownload(reg, `bench/i${i % 4}`, digests[i]!, blobs[i]!.length);
+  for (let i = 0; i < blobs.length; i += 8) await verifyDownload(reg, `bench/i${i % 4}`, blobs[i]!.digest, blobs[i]!.size);
   return result;
 }
 
