@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MetadataIndex } from '../db/index.js';
-import { createDigester, type Digest } from '../digest.js';
+import type { Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import type { BlobFiles } from './files.js';
 import { receiveInto } from './receive.js';
@@ -58,14 +58,16 @@ export class BlobService {
   /** Monolithic upload: stream into a temp file, verify, commit. */
   async put(repo: string, digest: Digest, body: Readable): Promise<number> {
     const temp = this.files.tempPath(randomUUID());
+    const { writer } = this.files;
+    const hash = writer.newHash(digest.algorithm);
     try {
-      const hash = createDigester(digest.algorithm);
-      const size = await receiveInto(body, temp, hash, { flags: 'w', durable: this.files.durable, final: true });
-      const actual = `${digest.algorithm}:${hash.digest('hex')}`;
+      const size = await receiveInto(writer, body, temp, hash, { flags: 'w', durable: this.files.durable, final: true });
+      const actual = `${digest.algorithm}:${await writer.digest(hash)}`;
       if (actual !== digest.value) throw digestMismatch(digest.value, actual);
       await this.commit(repo, temp, digest, size, { fresh: true });
       return size;
     } catch (err) {
+      writer.drop(hash); // if the failure came before the digest
       await rm(temp, { force: true });
       throw err;
     }

@@ -1,16 +1,19 @@
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MetadataIndex } from '../db/index.js';
-import { createDigester, type Digest } from '../digest.js';
+import type { Algorithm, Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import type { BlobFiles } from './files.js';
-import { hashFile, receiveInto } from './receive.js';
+import { receiveInto } from './receive.js';
 import { digestMismatch, type BlobService } from './service.js';
 
-/** A running sha256 over an upload's bytes; `offset` counts the bytes written so far (dropped when a write fails). */
+/**
+ * A running sha256 over an upload's bytes, kept by the writer thread under the id `hash`;
+ * `offset` counts the bytes written so far (dropped when a write fails).
+ */
 interface LiveHash {
-  hash: Hash;
+  hash: number;
   offset: number;
 }
 
@@ -22,8 +25,9 @@ export interface ChunkRange {
 
 /**
  * Resumable upload sessions: a row in the index plus a data file under uploads/.
- * Chunks are appended and hashed as they stream; the running hash lives in memory
- * and is rebuilt from the file when missing (after a restart) or out of step.
+ * Chunks are appended and hashed as they stream; the running hash lives on the writer
+ * thread and is rebuilt from the file when missing (after a restart, or if the thread
+ * died) or out of step.
  */
 export class UploadSessions {
   private readonly live = new Map<string, LiveHash>();
@@ -50,7 +54,7 @@ export class UploadSessions {
   async create(repo: string): Promise<string> {
     const id = randomUUID();
     this.index.createUpload(id, repo);
-    this.live.set(id, { hash: createDigester('sha256'), offset: 0 });
+    this.live.set(id, { hash: this.files.writer.newHash('sha256'), offset: 0 });
     return id;
   }
 
@@ -75,16 +79,13 @@ export class UploadSessions {
       const path = this.files.uploadPath(id);
       const size = await this.size(id);
       if (size === 0) await writeFile(path, '', { flag: 'a' });
-      const live = this.live.get(id);
-      const hash = digest.algorithm === 'sha256' && live ? live.hash : (await hashFile(path, digest.algorithm)).hash;
-      const actual = `${digest.algorithm}:${hash.digest('hex')}`;
+      const actual = `${digest.algorithm}:${await this.digestOf(id, digest.algorithm)}`;
       if (actual !== digest.value) {
         await this.remove(id);
         throw digestMismatch(digest.value, actual);
       }
       await this.blobs.commit(repo, path, digest, size, { fresh });
       this.index.deleteUpload(id);
-      this.live.delete(id);
       return size;
     });
   }
@@ -131,16 +132,16 @@ export class UploadSessions {
         headers: { Range: rangeHeader(offset) },
       });
     }
-    let live = this.live.get(id);
+    let live = this.liveHash(id);
     if (!live) {
-      const rebuilt = offset === 0 ? { hash: createDigester('sha256'), size: 0 } : await hashFile(this.files.uploadPath(id), 'sha256');
+      const rebuilt = await this.fileHash(id, 'sha256', offset === 0);
       live = { hash: rebuilt.hash, offset: rebuilt.size };
       this.live.set(id, live);
     }
     try {
       const session = live;
       // The offset follows the writes, so a status request during a long PATCH shows progress.
-      return await receiveInto(body, this.files.uploadPath(id), live.hash, {
+      return await receiveInto(this.files.writer, body, this.files.uploadPath(id), live.hash, {
         flags: 'a',
         durable: this.files.durable,
         final,
@@ -148,13 +149,54 @@ export class UploadSessions {
       });
     } catch (err) {
       // Some bytes may have been hashed but not written: rebuild from the file next time.
-      this.live.delete(id);
+      this.forget(id);
       throw err;
     }
   }
 
-  private async remove(id: string): Promise<void> {
+  /** A new running hash (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
+  private async fileHash(id: string, algorithm: Algorithm, empty: boolean): Promise<{ hash: number; size: number }> {
+    const { writer } = this.files;
+    const hash = writer.newHash(algorithm);
+    try {
+      return { hash, size: empty ? 0 : await writer.hashFile(hash, this.files.uploadPath(id)) };
+    } catch (err) {
+      writer.drop(hash);
+      throw err;
+    }
+  }
+
+  /**
+   * The hex digest of the session's data: its running sha256 when live (used up by this,
+   * so it is forgotten), otherwise (another algorithm, or after a restart) read from the file.
+   */
+  private async digestOf(id: string, algorithm: Algorithm): Promise<string> {
+    const { writer } = this.files;
+    const live = this.liveHash(id);
+    if (algorithm === 'sha256' && live) {
+      this.live.delete(id);
+      return writer.digest(live.hash);
+    }
+    return writer.digest((await this.fileHash(id, algorithm, false)).hash);
+  }
+
+  /** The session's running hash, unless it has none or the writer thread lost it. */
+  private liveHash(id: string): LiveHash | undefined {
+    const live = this.live.get(id);
+    if (live && !this.files.writer.holds(live.hash)) this.live.delete(id);
+    return this.live.get(id);
+  }
+
+  /** Drops the session's running hash, if it has one. */
+  private forget(id: string): void {
+    const live = this.live.get(id);
+    if (!live) return;
     this.live.delete(id);
+    this.files.writer.drop(live.hash);
+  }
+
+  private async remove(id: string): Promise<void> {
+    this.forget(id);
     this.index.deleteUpload(id);
     await rm(this.files.uploadPath(id), { force: true });
   }
@@ -164,7 +206,7 @@ export class UploadSessions {
    * dropped whenever a write fails), read from the file after a restart.
    */
   private async size(id: string): Promise<number> {
-    const live = this.live.get(id);
+    const live = this.liveHash(id);
     if (live) return live.offset;
     try {
       return (await stat(this.files.uploadPath(id))).size;

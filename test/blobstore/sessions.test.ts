@@ -1,8 +1,17 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BlobFiles } from '../../src/blobstore/files.js';
+import { BlobService } from '../../src/blobstore/service.js';
+import { UploadSessions } from '../../src/blobstore/uploads.js';
+import { MetadataIndex } from '../../src/db/index.js';
+import { parseDigest } from '../../src/digest.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 describe('upload sessions', () => {
@@ -58,5 +67,32 @@ describe('upload sessions', () => {
     const emptyStatus = await fetch(`${reg.url}${empty.headers.get('location')}`);
     expect(emptyStatus.status).toBe(204);
     expect(emptyStatus.headers.get('range')).toBe('0-0');
+  });
+
+  it('rebuild a running hash the writer thread lost from the data file', async () => {
+    keptDir = await mkdtemp(join(tmpdir(), 'berth-sessions-'));
+    const files = new BlobFiles(keptDir, true);
+    await files.init();
+    const index = new MetadataIndex(join(keptDir, 'index.db'), { durable: true });
+    try {
+      const uploads = new UploadSessions(files, index, new BlobService(files, index), 60_000);
+      const first = randomBytes(300_000);
+      const second = randomBytes(200_000);
+      const all = Buffer.concat([first, second]); // before the chunks move to the thread
+      const id = await uploads.create('lost/app');
+      expect(await uploads.append('lost/app', id, Readable.from([first]), undefined)).toBe(300_000);
+
+      // The thread dies between two chunks, taking the session's running hash with it.
+      await (files.writer as unknown as { worker: Worker }).worker.terminate();
+      expect(await uploads.offset('lost/app', id)).toBe(300_000);
+      expect(await uploads.append('lost/app', id, Readable.from([second]), { start: 300_000, end: 499_999 })).toBe(500_000);
+
+      const digest = parseDigest(`sha256:${createHash('sha256').update(all).digest('hex')}`);
+      expect(await uploads.complete('lost/app', id, digest, undefined, undefined)).toBe(500_000);
+      expect((await readFile(files.blobPath(digest))).equals(all)).toBe(true);
+    } finally {
+      await files.close();
+      index.close();
+    }
   });
 });
