@@ -151,7 +151,7 @@ async function main(): Promise<void> {
       compare('d', '2,000 blobs of 4 KiB, 16 at once', 'blobs/s', d, b, 'higher', 3);
     }
     if (only.has('e')) {
-      const [d, b] = await interleaved(pair, 1, (r) => s.imagePushes(r, seconds));
+      const [d, b] = await interleaved(pair, 2, (r) => s.imagePushes(r, seconds));
       compare('e', 'image pushes (20 x 1 MiB layers), 8 at once', 'images/s', d, b, 'higher', 2);
     }
     if (only.has('f')) {

@@ -120,16 +120,17 @@ export async function smallBlobs(reg: Registry): Promise<number> {
 /** e) Whole image pushes (HEAD, POST, PUT per blob; then the manifest), 8 at a time for `seconds`. */
 export async function imagePushes(reg: Registry, seconds: number): Promise<number> {
   const layerBase = new Variants(randomBytes(MiB));
+  const run = runCounter++;
   const pushed: string[] = [];
   let next = 0;
   const deadline = performance.now() + seconds * 1000;
   const start = performance.now();
   const pushImage = async (n: number) => {
     const repo = `bench/e${n % 4}`;
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', image: n, registry: reg.name }));
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', image: n, run, registry: reg.name }));
     const descriptors = [
       { parts: [config], digest: sha256(config), size: config.length },
-      ...Array.from({ length: 20 }, (_, i) => layerBase.make(`e${reg.name}${n}-${i}`)),
+      ...Array.from({ length: 20 }, (_, i) => layerBase.make(`e-${reg.name}-${run}-${n}-${i}`)),
     ];
     for (const d of descriptors) {
       // Every blob is new: a registry that already had one would be measured on less work.
@@ -137,8 +138,8 @@ export async function imagePushes(reg: Registry, seconds: number): Promise<numbe
       await pushBlob(reg.url, repo, d.parts, d.digest, d.size);
     }
     const [cfg, ...rest] = descriptors.map(({ digest, size }) => ({ digest, size }));
-    await putManifest(reg.url, repo, `i${n}`, imageManifest(cfg!, rest));
-    pushed.push(`${repo}:i${n}`);
+    await putManifest(reg.url, repo, `r${run}i${n}`, imageManifest(cfg!, rest));
+    pushed.push(`${repo}:r${run}i${n}`);
   };
   await Promise.all(
     Array.from({ length: 8 }, async () => {

@@ -25,8 +25,8 @@ type Called<R> = R extends { call: number } ? Omit<R, 'call'> : never;
  * SHA-256 and the file system calls behind an upload cost the main thread about a third
  * of its time under many concurrent pushes. Running hashes live on the thread and are
  * named by ids; a file being written is a job. Requests made during one turn of the
- * event loop travel as one message (each message wakes the other thread, which costs
- * more than the copying), and so do the thread's replies.
+ * event loop travel as one message, and so do the thread's replies: each message wakes
+ * the other thread, which under load costs more than the work a small one carries.
  *
  * The thread starts on first use and keeps the process alive only while a reply is
  * awaited. If it ever dies, waiting calls fail, its hashes are gone (uploads rebuild

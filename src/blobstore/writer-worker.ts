@@ -8,7 +8,8 @@ import type { WriterReply, WriterRequest } from './writer-thread.js';
  * in order on the job's own chain; jobs run concurrently, their writes and syncs on
  * libuv's thread pool. With `durable`, a file is fdatasync'ed in the background every
  * 4 MiB, so the disk writes back while the network delivers instead of flushing the
- * whole blob at the end.
+ * whole blob at the end; at most a few such syncs run at once, so that many uploads'
+ * syncs cannot take every pool thread from the writes (the final sync covers a skipped one).
  */
 export function writerWorker(): void {
   const { createReadStream } = require('node:fs') as typeof import('node:fs');
@@ -17,6 +18,8 @@ export function writerWorker(): void {
   const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
   const port = parentPort!;
   const SYNC_EVERY = 4 * 1024 * 1024;
+  const MAX_BACKGROUND_SYNCS = 4;
+  let backgroundSyncs = 0;
 
   interface Job {
     file: Promise<import('node:fs/promises').FileHandle>;
@@ -34,6 +37,11 @@ export function writerWorker(): void {
     if (!hash) throw new Error(`writer thread: unknown hash ${id}`);
     return hash;
   };
+  const openJob = (id: number) => {
+    const job = jobs.get(id);
+    if (!job) throw new Error(`writer thread: unknown job ${id}`);
+    return job;
+  };
 
   async function writeAll(job: Job, parts: Uint8Array[]): Promise<number> {
     const hash = runningHash(job.hash);
@@ -50,13 +58,15 @@ export function writerWorker(): void {
       written = Math.max(0, written - part.length);
     }
     job.unsynced += size;
-    if (job.durable && job.unsynced >= SYNC_EVERY && job.syncing === undefined) {
+    if (job.durable && job.unsynced >= SYNC_EVERY && job.syncing === undefined && backgroundSyncs < MAX_BACKGROUND_SYNCS) {
       job.unsynced = 0;
+      backgroundSyncs++;
+      const done = () => {
+        backgroundSyncs--;
+        job.syncing = undefined;
+      };
       // Errors surface in the final sync before the blob is published.
-      job.syncing = file.datasync().then(
-        () => (job.syncing = undefined),
-        () => (job.syncing = undefined),
-      );
+      job.syncing = file.datasync().then(done, done);
     }
     return size;
   }
@@ -117,13 +127,13 @@ export function writerWorker(): void {
         return undefined;
       }
       case 'write': {
-        const job = jobs.get(message.job)!;
+        const job = openJob(message.job);
         const step = job.tail.then(() => writeAll(job, message.parts.map((part) => new Uint8Array(part))));
         job.tail = step;
         return step;
       }
       case 'close': {
-        const job = jobs.get(message.job)!;
+        const job = openJob(message.job);
         jobs.delete(message.job);
         return job.tail.then(
           () => finish(job, message.sync, false),
