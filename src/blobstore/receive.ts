@@ -1,8 +1,5 @@
-import { createReadStream } from 'node:fs';
-import type { Hash } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createDigester, type Algorithm } from '../digest.js';
 import { READ_CHUNK } from './files.js';
 import type { WriterThread } from './writer-thread.js';
 
@@ -43,15 +40,4 @@ export async function receiveInto(
   }
   await writer.close(job, options.durable && options.final);
   return bytes;
-}
-
-/** Hashes a whole file on the calling thread, e.g. a blob checked by fsck. */
-export async function hashFile(path: string, algorithm: Algorithm): Promise<{ hash: Hash; size: number }> {
-  const hash = createDigester(algorithm);
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { hash, size };
 }

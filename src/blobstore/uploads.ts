@@ -134,7 +134,7 @@ export class UploadSessions {
     }
     let live = this.liveHash(id);
     if (!live) {
-      const rebuilt = await this.fileHash(id, 'sha256', offset === 0);
+      const rebuilt = await this.fileHash(id, offset === 0);
       live = { hash: rebuilt.hash, offset: rebuilt.size };
       this.live.set(id, live);
     }
@@ -154,10 +154,10 @@ export class UploadSessions {
     }
   }
 
-  /** A new running hash (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
-  private async fileHash(id: string, algorithm: Algorithm, empty: boolean): Promise<{ hash: number; size: number }> {
+  /** A new running sha256 (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
+  private async fileHash(id: string, empty: boolean): Promise<{ hash: number; size: number }> {
     const { writer } = this.files;
-    const hash = writer.newHash(algorithm);
+    const hash = writer.newHash('sha256');
     try {
       return { hash, size: empty ? 0 : await writer.hashFile(hash, this.files.uploadPath(id)) };
     } catch (err) {
@@ -177,7 +177,7 @@ export class UploadSessions {
       this.live.delete(id);
       return writer.digest(live.hash);
     }
-    return writer.digest((await this.fileHash(id, algorithm, false)).hash);
+    return (await writer.fileDigest(this.files.uploadPath(id), algorithm)).hex;
   }
 
   /** The session's running hash, unless it has none or the writer thread lost it. */

@@ -71,6 +71,17 @@ export class WriterThread {
     return this.call({ op: 'hashFile', hash, path }) as Promise<number>;
   }
 
+  /** The hex digest and the size of a whole file. */
+  async fileDigest(path: string, algorithm: Algorithm): Promise<{ hex: string; size: number }> {
+    const hash = this.newHash(algorithm);
+    try {
+      const size = await this.hashFile(hash, path);
+      return { hex: await this.digest(hash), size };
+    } finally {
+      this.drop(hash); // if the file could not be read
+    }
+  }
+
   /** Opens `path` for a job whose writes feed `hash`; returns the job's id. */
   open(path: string, flags: 'a' | 'w', hash: number, durable: boolean): number {
     const job = this.nextId++;

@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobFiles } from '../blobstore/files.js';
-import { hashFile } from '../blobstore/receive.js';
 import type { MetadataIndex } from '../db/index.js';
 import { tryParseDigest } from '../digest.js';
 import { walkBlobFiles } from './collector.js';
@@ -82,14 +81,14 @@ export async function fsck(files: BlobFiles, index: MetadataIndex, options: { re
     }
     report.blobFiles++;
     seen.add(digest.value);
-    let hashed: Awaited<ReturnType<typeof hashFile>>;
+    let hashed: { hex: string; size: number };
     try {
-      hashed = await hashFile(path, digest.algorithm);
+      hashed = await files.writer.fileDigest(path, digest.algorithm);
     } catch {
       continue; // removed meanwhile (gc)
     }
     report.bytesHashed += hashed.size;
-    const actual = `${digest.algorithm}:${hashed.hash.digest('hex')}`;
+    const actual = `${digest.algorithm}:${hashed.hex}`;
     const row = rowSize.get(digest.value);
     if (actual !== digest.value) {
       report.problems.push({ kind: 'corrupt-blob', digest: digest.value, detail: `file hashes to ${actual}` });

@@ -62,6 +62,17 @@ describe('writer thread', () => {
     expect(await writer.digest(hash)).toBe(sha256(all));
   });
 
+  it('digests a whole file, and reports one that cannot be read', async () => {
+    const path = join(dir, 'whole');
+    const bytes = randomBytes(2 * 1024 * 1024 + 3);
+    await writeFile(path, bytes);
+    expect(await writer.fileDigest(path, 'sha512')).toEqual({
+      hex: createHash('sha512').update(bytes).digest('hex'),
+      size: bytes.length,
+    });
+    await expect(writer.fileDigest(join(dir, 'absent'), 'sha256')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('reports a file that cannot be opened on the job’s writes and close, and an unknown hash', async () => {
     const hash = writer.newHash('sha256');
     const job = writer.open(join(dir, 'missing', 'blob'), 'w', hash, true);
