@@ -319,8 +319,9 @@ export class MetadataIndex {
     return deleted;
   }
 
+  /** Cached too: tools watching for new tags poll these lists, which may hold thousands. */
   listTags(repoId: number, after: string, limit: number): string[] {
-    return this.stmt.listTags.all(repoId, after, limit);
+    return this.hot.read(`l\n${repoId}\n${limit}\n${after}`, () => this.stmt.listTags.all(repoId, after, limit), namesBytes)!;
   }
 
   referrers(repoId: number, subject: string): ReferrerRow[] {
@@ -359,6 +360,15 @@ export class MetadataIndex {
     return new Set(this.stmt.uploadIds.all().map((r) => r.id));
   }
 }
+
+function namesBytes(names: string[]): number {
+  let bytes = 0;
+  for (const name of names) bytes += STRING_OVERHEAD + 2 * name.length;
+  return bytes;
+}
+
+/** What V8 spends on a short string besides its characters, and on its slot in an array. */
+const STRING_OVERHEAD = 24;
 
 function recordBytes(record: ManifestRecord): number {
   return record.content.length + (record.annotations?.length ?? 0) * 2;

@@ -127,6 +127,18 @@ describe('MetadataIndex with its cache', () => {
       pastLag();
       expect(index.manifestByDigest('team/app', one.digest)).toBeUndefined();
 
+      // Tag lists: a tag added or removed here shows at once, one added elsewhere within the lag.
+      const repoId = index.repositoryId('team/app')!;
+      expect(index.listTags(repoId, '', 10)).toEqual(['latest']);
+      await index.putManifest('team/app', one, 'v1', () => {});
+      expect(index.listTags(repoId, '', 10)).toEqual(['latest', 'v1']);
+      expect(index.listTags(repoId, 'latest', 10)).toEqual(['v1']);
+      await index.deleteTag(repoId, 'latest');
+      expect(index.listTags(repoId, '', 10)).toEqual(['v1']);
+      other.prepare('INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?, ?, ?, 0)').run(repoId, 'v2', two.digest);
+      pastLag();
+      expect(index.listTags(repoId, '', 10)).toEqual(['v1', 'v2']);
+
       await index.addBlob('team/app', sha256('layer'), 5);
       expect(index.linkedBlobSize('team/app', sha256('layer'))).toBe(5);
       await index.unlinkBlob(index.repositoryId('team/app')!, sha256('layer'));
