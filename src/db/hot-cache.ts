@@ -1,13 +1,13 @@
 /**
- * What pulls read again and again, kept in memory: manifests by tag and by digest, and
- * the sizes of repositories' blobs. An entry is only as good as the database it was read
- * from, so the cache empties whenever the database changes. This process's own changes
- * call `clear` as they commit, so they show at once. Another process's commits (`berth
- * gc`, `berth fsck --repair` or `berth repo rm` run beside the server) show through
- * SQLite's `data_version`, read at most once per OTHER_PROCESS_LAG_MS: it takes and
- * releases the database's locks, three system calls that cut the cached pull rate by a
- * quarter when made for every lookup. Within its byte budget, the least recently used
- * entries go first.
+ * What pulls and tag watchers read again and again, kept in memory: manifests by tag and
+ * by digest, the sizes of repositories' blobs, and tag lists. An entry is only as good
+ * as the database it was read from, so the cache empties whenever the database changes.
+ * This process's own changes call `clear` as they commit, so they show at once. Another
+ * process's commits (`berth gc`, `berth fsck --repair` or `berth repo rm` run beside the
+ * server) show through SQLite's `data_version`, read at most once per
+ * OTHER_PROCESS_LAG_MS: it takes and releases the database's locks, three system calls
+ * that cut the cached pull rate by a quarter when made for every lookup. Within its byte
+ * budget, the least recently used entries go first.
  */
 export class HotCache {
   private readonly entries = new Map<string, { value: unknown; bytes: number }>();

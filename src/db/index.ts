@@ -63,11 +63,11 @@ export class MetadataIndex {
    */
   private readonly fast: Database.Database;
   private readonly wal: WalSync | undefined;
-  /** Manifests and blob sizes that pulls read, cleared by every commit below that changes them. */
+  /** Manifests, blob sizes and tag lists that clients read, cleared by every commit below that changes them. */
   private readonly hot: HotCache;
   private readonly stmt;
 
-  /** `cacheBytes`: memory for hot manifests and blob sizes (0: none), for a serving process. */
+  /** `cacheBytes`: memory for hot manifests, blob sizes and tag lists (0: none), for a serving process. */
   constructor(file: string, options: { durable: boolean; cacheBytes?: number }) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
