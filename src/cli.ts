@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './threadpool.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.js';
 import { serveCommand } from './cli/serve.js';

@@ -8,8 +8,9 @@ import type { WriterReply, WriterRequest } from './writer-thread.js';
  * in order on the job's own chain; jobs run concurrently, their writes and syncs on
  * libuv's thread pool. With `durable`, a file is fdatasync'ed in the background every
  * 4 MiB, so the disk writes back while the network delivers instead of flushing the
- * whole blob at the end; at most a few such syncs run at once, so that many uploads'
- * syncs cannot take every pool thread from the writes (the final sync covers a skipped one).
+ * whole blob at the end; at most two such syncs run at once, so that many uploads' syncs
+ * leave at least half of the pool's four threads to the writes (the final sync covers a
+ * skipped one).
  */
 export function writerWorker(): void {
   const { createReadStream } = require('node:fs') as typeof import('node:fs');
@@ -18,7 +19,7 @@ export function writerWorker(): void {
   const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
   const port = parentPort!;
   const SYNC_EVERY = 4 * 1024 * 1024;
-  const MAX_BACKGROUND_SYNCS = 4;
+  const MAX_BACKGROUND_SYNCS = 2;
   let backgroundSyncs = 0;
 
   interface Job {
