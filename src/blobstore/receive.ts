@@ -6,18 +6,19 @@ import type { WriterThread } from './writer-thread.js';
 /**
  * Streams `body` into `path` (appending or creating) through the writer thread, which
  * feeds every byte to the running hash `hash` and writes it; each write is reported to
- * `written` as it lands. Returns the number of bytes written. Memory stays flat whatever
- * the size: up to READ_CHUNK waits here while the thread writes the previous batch, and
- * backpressure flows from the file to the socket. With `durable` and `final` (the blob's
- * last bytes) the file is fdatasync'ed before returning.
+ * `written` as it lands. Returns the number of bytes written and, with `digest`, the
+ * hash's hex digest (the hash is then used up). Memory stays flat whatever the size: up
+ * to READ_CHUNK waits here while the thread writes the previous batch, and backpressure
+ * flows from the file to the socket. With `durable` and `final` (the blob's last bytes)
+ * the file is fdatasync'ed before returning.
  */
 export async function receiveInto(
   writer: WriterThread,
   body: Readable,
   path: string,
   hash: number,
-  options: { flags: 'a' | 'w'; durable: boolean; final: boolean; written?: (bytes: number) => void },
-): Promise<number> {
+  options: { flags: 'a' | 'w'; durable: boolean; final: boolean; digest?: boolean; written?: (bytes: number) => void },
+): Promise<{ bytes: number; digest: string | undefined }> {
   const job = writer.open(path, options.flags, hash, options.durable);
   let bytes = 0;
   const send = (parts: Buffer[], callback: (err?: Error | null) => void) => {
@@ -38,6 +39,6 @@ export async function receiveInto(
     await writer.close(job, false).catch(() => {});
     throw err;
   }
-  await writer.close(job, options.durable && options.final);
-  return bytes;
+  const digest = await writer.close(job, options.durable && options.final, options.digest ? hash : undefined);
+  return { bytes, digest };
 }

@@ -61,8 +61,13 @@ export class BlobService {
     const { writer } = this.files;
     const hash = writer.newHash(digest.algorithm);
     try {
-      const size = await receiveInto(writer, body, temp, hash, { flags: 'w', durable: this.files.durable, final: true });
-      const actual = `${digest.algorithm}:${await writer.digest(hash)}`;
+      const { bytes: size, digest: hex } = await receiveInto(writer, body, temp, hash, {
+        flags: 'w',
+        durable: this.files.durable,
+        final: true,
+        digest: true,
+      });
+      const actual = `${digest.algorithm}:${hex}`;
       if (actual !== digest.value) throw digestMismatch(digest.value, actual);
       await this.commit(repo, temp, digest, size, { fresh: true });
       return size;

@@ -9,13 +9,16 @@ import { receiveInto } from './receive.js';
 import { digestMismatch, type BlobService } from './service.js';
 
 /**
- * A running sha256 over an upload's bytes, kept by the writer thread under the id `hash`;
- * `offset` counts the bytes written so far (dropped when a write fails).
+ * A running hash (LIVE_ALGORITHM) over an upload's bytes, kept by the writer thread under
+ * the id `hash`; `offset` counts the bytes written so far (dropped when a write fails).
  */
 interface LiveHash {
   hash: number;
   offset: number;
 }
+
+/** What clients push with: other algorithms are verified by reading the file at the end. */
+const LIVE_ALGORITHM: Algorithm = 'sha256';
 
 /** Bytes a client says a chunk covers (`Content-Range: start-end`, inclusive). */
 export interface ChunkRange {
@@ -54,7 +57,7 @@ export class UploadSessions {
   async create(repo: string): Promise<string> {
     const id = randomUUID();
     this.index.createUpload(id, repo);
-    this.live.set(id, { hash: this.files.writer.newHash('sha256'), offset: 0 });
+    this.live.set(id, { hash: this.files.writer.newHash(LIVE_ALGORITHM), offset: 0 });
     return id;
   }
 
@@ -65,21 +68,19 @@ export class UploadSessions {
   }
 
   async append(repo: string, id: string, body: Readable, range: ChunkRange | undefined): Promise<number> {
-    return this.exclusive(repo, id, async () => {
-      await this.appendChunk(id, body, range, false);
-      return this.size(id);
-    });
+    return this.exclusive(repo, id, async () => (await this.appendChunk(id, body, range)).size);
   }
 
   /** Appends an optional last chunk, verifies the digest, and commits the blob. */
   async complete(repo: string, id: string, digest: Digest, body: Readable | undefined, range: ChunkRange | undefined): Promise<number> {
     return this.exclusive(repo, id, async () => {
+      const last = body !== undefined ? await this.appendChunk(id, body, range, digest.algorithm) : undefined;
       // A non-empty last chunk leaves the file just written and synced: fresh to publish.
-      const fresh = body !== undefined && (await this.appendChunk(id, body, range, true)) > 0;
+      const fresh = last !== undefined && last.bytes > 0;
       const path = this.files.uploadPath(id);
-      const size = await this.size(id);
+      const size = last?.size ?? (await this.size(id));
       if (size === 0) await writeFile(path, '', { flag: 'a' });
-      const actual = `${digest.algorithm}:${await this.digestOf(id, digest.algorithm)}`;
+      const actual = `${digest.algorithm}:${last?.digest ?? (await this.digestOf(id, digest.algorithm))}`;
       if (actual !== digest.value) {
         await this.remove(id);
         throw digestMismatch(digest.value, actual);
@@ -123,8 +124,18 @@ export class UploadSessions {
     }
   }
 
-  /** Appends one chunk (`final`: the blob's last, synced at once); returns the bytes written. */
-  private async appendChunk(id: string, body: Readable, range: ChunkRange | undefined, final: boolean): Promise<number> {
+  /**
+   * Appends one chunk; returns the bytes written and the session's size after them. The
+   * blob's last chunk (`final`: the algorithm of the digest it must match) is synced at
+   * once, and when the running hash is of that algorithm, its digest comes back with it
+   * (the hash is then used up).
+   */
+  private async appendChunk(
+    id: string,
+    body: Readable,
+    range: ChunkRange | undefined,
+    final?: Algorithm,
+  ): Promise<{ bytes: number; size: number; digest: string | undefined }> {
     const offset = await this.size(id);
     if (range && range.start !== offset) {
       throw oci('BLOB_UPLOAD_INVALID', `chunk must start at offset ${offset}`, { offset, start: range.start }, {
@@ -140,13 +151,17 @@ export class UploadSessions {
     }
     try {
       const session = live;
+      const digest = final === LIVE_ALGORITHM;
       // The offset follows the writes, so a status request during a long PATCH shows progress.
-      return await receiveInto(this.files.writer, body, this.files.uploadPath(id), live.hash, {
+      const received = await receiveInto(this.files.writer, body, this.files.uploadPath(id), live.hash, {
         flags: 'a',
         durable: this.files.durable,
-        final,
+        final: final !== undefined,
+        digest,
         written: (bytes) => (session.offset += bytes),
       });
+      if (digest) this.live.delete(id);
+      return { ...received, size: session.offset };
     } catch (err) {
       // Some bytes may have been hashed but not written: rebuild from the file next time.
       this.forget(id);
@@ -157,7 +172,7 @@ export class UploadSessions {
   /** A new running sha256 (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
   private async fileHash(id: string, empty: boolean): Promise<{ hash: number; size: number }> {
     const { writer } = this.files;
-    const hash = writer.newHash('sha256');
+    const hash = writer.newHash(LIVE_ALGORITHM);
     try {
       return { hash, size: empty ? 0 : await writer.hashFile(hash, this.files.uploadPath(id)) };
     } catch (err) {
@@ -173,7 +188,7 @@ export class UploadSessions {
   private async digestOf(id: string, algorithm: Algorithm): Promise<string> {
     const { writer } = this.files;
     const live = this.liveHash(id);
-    if (algorithm === 'sha256' && live) {
+    if (algorithm === LIVE_ALGORITHM && live) {
       this.live.delete(id);
       return writer.digest(live.hash);
     }

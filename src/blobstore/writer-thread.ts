@@ -9,7 +9,7 @@ export type WriterRequest =
   | { op: 'hashFile'; call: number; hash: number; path: string }
   | { op: 'open'; job: number; path: string; flags: 'a' | 'w'; hash: number; durable: boolean }
   | { op: 'write'; call: number; job: number; parts: ArrayBuffer[] }
-  | { op: 'close'; call: number; job: number; sync: boolean };
+  | { op: 'close'; call: number; job: number; sync: boolean; digest: boolean };
 
 export interface WriterReply {
   call: number;
@@ -110,9 +110,14 @@ export class WriterThread {
     return this.call({ op: 'write', job, parts: moved }, moved) as Promise<number>;
   }
 
-  /** Ends a job: waits for its writes, fdatasyncs the file when `sync`, closes it. */
-  close(job: number, sync: boolean): Promise<void> {
-    return this.call({ op: 'close', job, sync }) as Promise<void>;
+  /**
+   * Ends a job: waits for its writes, fdatasyncs the file when `sync`, closes it. With
+   * `digestOf` (the job's hash), resolves with that hash's hex digest in the same round
+   * trip, and the hash is forgotten.
+   */
+  close(job: number, sync: boolean, digestOf?: number): Promise<string | undefined> {
+    if (digestOf !== undefined) this.hashes.delete(digestOf);
+    return this.call({ op: 'close', job, sync, digest: digestOf !== undefined }) as Promise<string | undefined>;
   }
 
   async terminate(): Promise<void> {

@@ -96,6 +96,12 @@ export function writerWorker(): void {
     }
   }
 
+  function digest(id: number): string {
+    const hex = runningHash(id).digest('hex');
+    hashes.delete(id);
+    return hex;
+  }
+
   async function hashFile(hash: number, path: string): Promise<number> {
     const running = runningHash(hash);
     let size = 0;
@@ -114,11 +120,8 @@ export function writerWorker(): void {
       case 'drop':
         hashes.delete(message.hash);
         return undefined;
-      case 'digest': {
-        const hex = runningHash(message.hash).digest('hex');
-        hashes.delete(message.hash);
-        return Promise.resolve(hex);
-      }
+      case 'digest':
+        return Promise.resolve(digest(message.hash));
       case 'hashFile':
         return hashFile(message.hash, message.path);
       case 'open': {
@@ -136,10 +139,18 @@ export function writerWorker(): void {
       case 'close': {
         const job = openJob(message.job);
         jobs.delete(message.job);
-        return job.tail.then(
+        const closed = job.tail.then(
           () => finish(job, message.sync, false),
           async (err: unknown) => {
             await finish(job, false, true);
+            throw err;
+          },
+        );
+        if (!message.digest) return closed;
+        return closed.then(
+          () => digest(job.hash),
+          (err: unknown) => {
+            hashes.delete(job.hash);
             throw err;
           },
         );

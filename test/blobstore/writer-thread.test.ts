@@ -62,6 +62,24 @@ describe('writer thread', () => {
     expect(await writer.digest(hash)).toBe(sha256(all));
   });
 
+  it('gives the digest with the close when asked, and the hash is used up on both sides', async () => {
+    const bytes = randomBytes(300_000);
+    const expected = sha256(bytes); // before the bytes move to the thread
+    const hash = writer.newHash('sha256');
+    const job = writer.open(join(dir, 'closed'), 'w', hash, true);
+    await writer.write(job, [bytes]);
+    expect(await writer.close(job, true, hash)).toBe(expected);
+    expect(writer.holds(hash)).toBe(false);
+    await expect(writer.digest(hash)).rejects.toThrow(/unknown hash/);
+
+    // A close that fails forgets the hash all the same.
+    const failing = writer.newHash('sha256');
+    const broken = writer.open(join(dir, 'missing', 'blob'), 'w', failing, true);
+    await expect(writer.close(broken, true, failing)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(writer.holds(failing)).toBe(false);
+    await expect(writer.digest(failing)).rejects.toThrow(/unknown hash/);
+  });
+
   it('digests a whole file, and reports one that cannot be read', async () => {
     const path = join(dir, 'whole');
     const bytes = randomBytes(2 * 1024 * 1024 + 3);
