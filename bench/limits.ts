@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ export interface Limits {
   uploadHashMBps: number;
   downloadMBps: number;
   writeFsyncMBps: number;
+  fileCreateMicros: number;
   requests: RequestCeiling;
 }
 
@@ -56,6 +57,22 @@ export async function writeCeiling(dir = tmpdir()): Promise<number> {
 }
 
 /**
+ * Microseconds to create an empty file in a new directory under `dir`, which is left for
+ * the caller to remove when it is done measuring: on ext4 without a journal, creating
+ * files slows down for a minute or more wherever files were just deleted (the allocator
+ * skips recently freed inodes), and removing these would charge the scenarios after it.
+ * The figure itself shows what earlier deletions left: the registries' data directories
+ * go in the same place.
+ */
+export async function fileCreation(dir = tmpdir()): Promise<{ micros: number; dir: string }> {
+  const made = await mkdtemp(join(dir, 'bench-create-'));
+  const count = 200;
+  const start = performance.now();
+  for (let i = 0; i < count; i++) await (await open(join(made, String(i)), 'w')).close();
+  return { micros: ((performance.now() - start) * 1000) / count, dir: made };
+}
+
+/**
  * A bare Node server in its own process: hashes uploads, streams a file, answers a
  * small body from memory, nothing else.
  */
@@ -85,6 +102,8 @@ export function requestCeiling(seconds: number): Promise<RequestCeiling> {
 export async function measureLimits(): Promise<Limits> {
   const sha256MBps = sha256Ceiling();
   const writeFsyncMBps = await writeCeiling();
+  const creation = await fileCreation();
+  await rm(creation.dir, { recursive: true, force: true });
   const { uploadHashMBps, downloadMBps } = await withLimitsServer(async (url) => {
     const chunk = randomBytes(MiB);
     const size = 1024 * MiB;
@@ -101,7 +120,7 @@ export async function measureLimits(): Promise<Limits> {
     return { uploadHashMBps: upload, downloadMBps: Math.max(curlDownload(`${url}/download`, size), curlDownload(`${url}/download`, size)) };
   });
   const requests = await requestCeiling(10);
-  return { sha256MBps, uploadHashMBps, downloadMBps, writeFsyncMBps, requests };
+  return { sha256MBps, uploadHashMBps, downloadMBps, writeFsyncMBps, fileCreateMicros: creation.micros, requests };
 }
 
 export function describeRequestCeiling(r: RequestCeiling): string {
@@ -114,5 +133,6 @@ export function printLimits(limits: Limits): void {
   console.log(`  loopback HTTP upload into Node, hash only  ${limits.uploadHashMBps.toFixed(0)} MB/s`);
   console.log(`  loopback download, Node file stream, curl  ${limits.downloadMBps.toFixed(0)} MB/s`);
   console.log(`  sequential new-file write + fsync          ${limits.writeFsyncMBps.toFixed(0)} MB/s`);
+  console.log(`  creating an empty file in the temp dir     ${limits.fileCreateMicros.toFixed(0)} µs`);
   console.log(`  bare Node server, small body, 64 conns     ${describeRequestCeiling(limits.requests)}`);
 }

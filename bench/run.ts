@@ -2,13 +2,13 @@
 // `npm run bench -- limits` prints this machine's ceilings only.
 // Options: --only a,b,…  (scenarios)   --seconds N (duration of e; default 30)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { describeRequestCeiling, measureLimits, printLimits, requestCeiling, writeCeiling, type RequestCeiling } from './limits.js';
+import { describeRequestCeiling, fileCreation, measureLimits, printLimits, requestCeiling, writeCeiling, type RequestCeiling } from './limits.js';
 import { populateBerth, populateDistribution } from './populate.js';
 import { rssMiB, sampleRss, startBerth, startDistribution, type Registry } from './registries.js';
 import * as s from './scenarios.js';
@@ -123,6 +123,9 @@ async function main(): Promise<void> {
 
   const writeMBps = await writeCeiling();
   console.log(`sequential new-file write + fsync ceiling: ${writeMBps.toFixed(0)} MB/s`);
+  const creation = await fileCreation();
+  process.once('exit', () => rmSync(creation.dir, { recursive: true, force: true }));
+  console.log(`creating an empty file in the temp dir: ${creation.micros.toFixed(0)} µs (slow after recent deletions nearby; see the README)`);
 
   const pair = [await startDistribution(), await startBerth()];
   const [dist, berth] = pair as [Registry, Registry];
@@ -253,7 +256,8 @@ async function main(): Promise<void> {
   const results = join('bench', 'results');
   mkdirSync(results, { recursive: true });
   const file = join(results, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), writeCeilingMBps: writeMBps, requestCeiling: ceiling, rows }, null, 2));
+  const summary = { date: new Date().toISOString(), writeCeilingMBps: writeMBps, fileCreateMicros: creation.micros, requestCeiling: ceiling, rows };
+  writeFileSync(file, JSON.stringify(summary, null, 2));
   console.log(`\nresults: ${file}`);
 }
 
