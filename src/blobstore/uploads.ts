@@ -169,7 +169,7 @@ export class UploadSessions {
     }
   }
 
-  /** A new running sha256 (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
+  /** A new running hash (on the writer thread) fed with the session's data file, unless `empty`; and the file's size. */
   private async fileHash(id: string, empty: boolean): Promise<{ hash: number; size: number }> {
     const { writer } = this.files;
     const hash = writer.newHash(LIVE_ALGORITHM);
@@ -182,8 +182,9 @@ export class UploadSessions {
   }
 
   /**
-   * The hex digest of the session's data: its running sha256 when live (used up by this,
-   * so it is forgotten), otherwise (another algorithm, or after a restart) read from the file.
+   * The hex digest of the session's data: its running hash when live and of `algorithm`
+   * (used up by this, so it is forgotten), otherwise (another algorithm, or after a
+   * restart) read from the file.
    */
   private async digestOf(id: string, algorithm: Algorithm): Promise<string> {
     const { writer } = this.files;

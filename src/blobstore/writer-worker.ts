@@ -105,6 +105,7 @@ export function writerWorker(): void {
   async function hashFile(hash: number, path: string): Promise<number> {
     const running = runningHash(hash);
     let size = 0;
+    // 1 MiB reads, as READ_CHUNK elsewhere (this program cannot import it).
     for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
       running.update(chunk as Buffer);
       size += (chunk as Buffer).length;
