@@ -6,7 +6,7 @@
  * Needs the Debian packages podman (with its runc/crun, conmon) and busybox-static.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,8 +30,9 @@ describe('podman against Berth', () => {
   /** Distinct content per image, so podman cannot reuse the gzip layer for the zstd push. */
   const markers = { gzip: `gzip-${randomBytes(8).toString('hex')}`, zstd: `zstd-${randomBytes(8).toString('hex')}` };
 
-  const podman = (args: readonly string[]): Promise<RunResult> =>
-    run('podman', [...podmanArgs, ...args], { env: offlineEnv, timeoutMs: 120_000 });
+  /** podman's own configuration: runc, because crun refuses the hybrid cgroup layout of some hosts. */
+  let env: NodeJS.ProcessEnv;
+  const podman = (args: readonly string[]): Promise<RunResult> => run('podman', [...podmanArgs, ...args], { env, timeoutMs: 120_000 });
   const remote = (flavour: keyof typeof markers) => `${reg.host}/pod/busybox:${flavour}`;
 
   async function fetchManifest(tag: string): Promise<{ bytes: Buffer; manifest: ImageManifest; digest: string | null }> {
@@ -50,6 +51,8 @@ describe('podman against Berth', () => {
   beforeAll(async () => {
     reg = await startRegistry();
     work = await mkdtemp(join(tmpdir(), 'berth-e2e-podman-'));
+    await writeFile(join(work, 'containers.conf'), '[engine]\nruntime = "runc"\n');
+    env = { ...offlineEnv, CONTAINERS_CONF: join(work, 'containers.conf') };
     podmanArgs = [
       '--root',
       join(work, 'root'),
@@ -74,8 +77,8 @@ describe('podman against Berth', () => {
   afterAll(async () => {
     if (work) {
       // Drop containers/images podman may still hold (and their mounts) before deleting its storage.
-      await tryRun('podman', [...podmanArgs, 'rm', '--all', '--force'], { env: offlineEnv });
-      await tryRun('podman', [...podmanArgs, 'rmi', '--all', '--force'], { env: offlineEnv });
+      await tryRun('podman', [...podmanArgs, 'rm', '--all', '--force'], { env });
+      await tryRun('podman', [...podmanArgs, 'rmi', '--all', '--force'], { env });
       await rm(work, { recursive: true, force: true });
     }
     await reg?.close();
@@ -118,9 +121,7 @@ describe('podman against Berth', () => {
     const left = await podman(['images', '--format', '{{.Repository}}:{{.Tag}}']);
     expect(left.stdout.trim()).toBe('');
     // Nothing local any more: running without pulling fails.
-    await runExpectFailure('podman', [...podmanArgs, 'run', '--rm', '--pull=never', '--network', 'none', remote('gzip')], {
-      env: offlineEnv,
-    });
+    await runExpectFailure('podman', [...podmanArgs, 'run', '--rm', '--pull=never', '--network', 'none', remote('gzip')], { env });
 
     for (const flavour of ['gzip', 'zstd'] as const) {
       const pulled = await podman(['pull', '--tls-verify=false', remote(flavour)]);
