@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, expectError, type Res } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
+import { VERSION } from '../../src/version.js';
 import { as, LAN_AUTH, pushAs, seedLan, USERS, type Seeded } from './lan.js';
 
 /** The parameters of a `Bearer k="v",…` challenge. */
@@ -241,10 +242,14 @@ describe('mode token with an external issuer', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   let jwks: Server;
   let jwksUrl: string;
+  const jwksAgents = new Set<string | undefined>();
 
   beforeAll(async () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-    jwks = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })));
+    jwks = createServer((req, res) => {
+      jwksAgents.add(req.headers['user-agent']);
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] }));
+    });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const address = jwks.address() as { port: number };
     jwksUrl = `http://127.0.0.1:${address.port}/jwks.json`;
@@ -305,6 +310,7 @@ describe('mode token with an external issuer', () => {
           .sign(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
         expectError(await call(ext.url, 'GET', '/v2/team/x/tags/list', { headers: bearer(forged) }), 401, 'UNAUTHORIZED');
         expect((await call(ext.url, 'GET', '/v2/team/x/tags/list', { headers: bearer(token) })).status).toBe(200);
+        if (source === 'JWKS') expect([...jwksAgents]).toEqual([`berth/${VERSION}`]);
       } finally {
         await ext.close();
         await rm(keyFile, { force: true });
