@@ -21,13 +21,18 @@ export interface AccessRequest {
 /**
  * Access is computed in one place from method and route: GET/HEAD pull,
  * POST/PUT/PATCH pull+push, DELETE delete; a cross-repository mount also needs
- * pull on the source (see `mountFrom`).
+ * pull on the source (see `mountFrom`). Cancelling an upload session (DELETE) deletes
+ * nothing stored: it needs what the session's other requests need, pull and push.
  */
 export function requiredAccess(method: string, path: ApiPath, mountFrom: string | undefined): AccessRequest {
   if (path.kind === 'base' || path.kind === 'unknown') return { repositories: [], catalog: false };
   if (path.kind === 'catalog') return { repositories: [], catalog: true };
   const actions: Action[] =
-    method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
+    method === 'GET' || method === 'HEAD'
+      ? ['pull']
+      : method === 'DELETE' && path.kind !== 'upload'
+        ? ['delete']
+        : ['pull', 'push'];
   const repositories = [{ name: path.name, actions }];
   if (path.kind === 'uploads' && method === 'POST' && mountFrom !== undefined) {
     return { repositories, catalog: false, mountFrom };

@@ -92,6 +92,16 @@ describe('mode basic', () => {
     expect((await get(`/v2/team/app/manifests/${digest}`)).status).toBe(200);
   });
 
+  it('a user who may push but not delete cancels an upload session; one who may only pull cannot', async () => {
+    const started = await call(reg.url, 'POST', '/v2/ci/cancel/blobs/uploads/', { headers: as(USERS.ci) });
+    expect(started.status).toBe(202);
+    const session = started.headers.get('location')!;
+    expectError(await call(reg.url, 'DELETE', session, { headers: as(USERS.reader) }), 403, 'DENIED');
+    expect((await call(reg.url, 'GET', session, { headers: as(USERS.ci) })).status).toBe(204);
+    expect((await call(reg.url, 'DELETE', session, { headers: as(USERS.ci) })).status).toBe(204);
+    expectError(await call(reg.url, 'GET', session, { headers: as(USERS.ci) }), 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
   it('admins delete (group from the user table or from auth.groups)', async () => {
     const a = await pushAs(reg.url, 'team/del', 'a', as(USERS.alice));
     const b = await pushAs(reg.url, 'team/del', 'b', as(USERS.bob));

@@ -85,6 +85,10 @@ describe('required access', () => {
     expect(requiredAccess('HEAD', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull'] }]);
     expect(requiredAccess('PUT', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
     expect(requiredAccess('DELETE', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['delete'] }]);
+    // Cancelling an upload session deletes nothing stored: what uploading needs.
+    expect(requiredAccess('DELETE', { kind: 'upload', name: 'a/b', id: 'x' }, undefined).repositories).toEqual([
+      { name: 'a/b', actions: ['pull', 'push'] },
+    ]);
     const mount = requiredAccess('POST', { kind: 'uploads', name: 'a/b' }, 'c/d');
     expect(mount.repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
     expect(mount.mountFrom).toBe('c/d');
