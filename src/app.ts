@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
+import { MirrorRouting } from './proxy/routing.js';
 import { handleError } from './routes/errors.js';
 import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
 import { hotReads } from './routes/hot-reads.js';
@@ -138,7 +139,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const { tokenServer } = auth;
   const authorizer = actors.wrap(auth.authorizer);
   if (tokenServer) await app.register(tokenRoutes, { tokenServer });
-  const services = { config, blobs, uploads, manifests, proxy };
+  const services = { config, blobs, uploads, manifests, routing: new MirrorRouting(config.proxy, config.http.hostnames), proxy };
   await app.register(registryRoutes, { services, authorizer });
   // Cached pulls answered ahead of Fastify, where no other part must see them (see hot-reads.ts).
   if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !notifier.enabled) {

@@ -121,6 +121,7 @@ export const configSchema = z
         addr: listenAddress.default('0.0.0.0:5000'),
         tlsCert: z.string().default(''),
         tlsKey: z.string().default(''),
+        hostnames: jsonList(z.string().regex(/^[^\s/?#@]+$/, 'expected HOST or HOST:PORT, e.g. registry.lan:5000')).default([]),
       })
       .strict()
       .refine((http) => (http.tlsCert === '') === (http.tlsKey === ''), {

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { BlobService } from '../blobstore/service.js';
 import type { UploadSessions } from '../blobstore/uploads.js';
 import type { ManifestService } from '../manifests/service.js';
+import type { MirrorRouting } from '../proxy/routing.js';
 import type { PullThrough } from '../proxy/service.js';
 
 /** Every answer says which API it speaks. */
@@ -32,6 +33,8 @@ export interface Services {
   blobs: BlobService;
   uploads: UploadSessions;
   manifests: ManifestService;
+  /** Which names are local and which mirrored (and `?ns=` checked), whether or not upstreams are configured. */
+  routing: MirrorRouting;
   /** The pull-through cache, when upstreams are configured. */
   proxy?: PullThrough;
 }
