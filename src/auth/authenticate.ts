@@ -5,10 +5,10 @@ import type { LoginThrottle } from './throttle.js';
 import type { TokenClaims, TokenVerifier } from './tokens.js';
 import type { UserDirectory } from './users.js';
 
-/** Who made a request, and the token it presented (if any). */
+/** Who made a request, and what the token it presented (if any) grants. */
 export interface Caller {
   identity: Identity;
-  token?: { claims: TokenClaims; own: boolean };
+  token?: TokenClaims;
 }
 
 export type Authentication = Caller | { failed: 'credentials' | 'token' };
@@ -41,11 +41,11 @@ export class Authenticator {
       } catch {
         return { failed: 'token' };
       }
-      if (claims.subject === '') return { identity: ANONYMOUS, token: { claims, own: this.tokens.own } };
+      if (claims.subject === '') return { identity: ANONYMOUS, token: claims };
       const stored = this.users.lookup(claims.subject);
       // Berth's own tokens die with their user; an external issuer's users need not exist here.
       if (this.tokens.own && !stored) return { failed: 'token' };
-      return { identity: this.user(claims.subject, stored?.groups ?? []), token: { claims, own: this.tokens.own } };
+      return { identity: this.user(claims.subject, stored?.groups ?? []), token: claims };
     }
     return { failed: credentials.scheme === 'bearer' ? 'token' : 'credentials' };
   }

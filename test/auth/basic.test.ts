@@ -111,25 +111,27 @@ describe('mode basic', () => {
     expectError(await get(`/v2/team/del/manifests/${a.digest}`), 404, 'MANIFEST_UNKNOWN');
   });
 
-  it('_catalog lists only repositories the caller may pull', async () => {
-    const names = async (headers: Record<string, string> = {}) =>
+  it('_catalog asks anonymous callers to log in and lists only repositories the caller may pull', async () => {
+    const anonymous = await get('/v2/_catalog');
+    expectError(anonymous, 401, 'UNAUTHORIZED');
+    expect(anonymous.headers.get('www-authenticate')).toBe(CHALLENGE);
+    const names = async (headers: Record<string, string>) =>
       ((await get('/v2/_catalog', headers)).json() as { repositories: string[] }).repositories;
-    const anonymous = await names();
-    expect(anonymous).toContain('team/app');
-    expect(anonymous).toContain('ci/app');
-    expect(anonymous).not.toContain('internal/app');
-    expect(anonymous).not.toContain('secret/x');
+    const ci = await names(as(USERS.ci));
+    expect(ci).toContain('team/app');
+    expect(ci).toContain('ci/app');
+    expect(ci).not.toContain('secret/x');
     const reader = await names(as(USERS.reader));
     expect(reader).toContain('internal/app');
     expect(reader).not.toContain('secret/x');
     expect(await names(as(USERS.alice))).toContain('secret/x');
 
     // Pages count visible repositories only, and the Link follows on from the last one shown.
-    const first = await get('/v2/_catalog?n=1');
-    expect(first.json()).toEqual({ repositories: [anonymous[0]] });
+    const first = await get('/v2/_catalog?n=1', as(USERS.reader));
+    expect(first.json()).toEqual({ repositories: [reader[0]] });
     const link = first.headers.get('link')!;
     const next = /<([^>]+)>/.exec(link)![1]!;
-    expect((await get(next)).json().repositories).toEqual([anonymous[1]]);
+    expect((await get(next, as(USERS.reader))).json().repositories).toEqual([reader[1]]);
     expectError(await get('/v2/_catalog', { authorization: basic('reader', 'bad') }), 401, 'UNAUTHORIZED');
   });
 

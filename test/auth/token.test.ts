@@ -13,7 +13,7 @@ import { call, expectError, type Res } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
 import { VERSION } from '../../src/version.js';
-import { as, LAN_AUTH, pushAs, seedLan, USERS, type Seeded } from './lan.js';
+import { as, LAN_AUTH, layerOf, pushAs, seedLan, USERS, type Seeded } from './lan.js';
 
 /** The parameters of a `Bearer k="v",…` challenge. */
 function challenge(res: Res): Record<string, string> {
@@ -152,6 +152,33 @@ describe('mode token', () => {
     expect(challenge(res)).toMatchObject({ scope: 'repository:team/t:delete', error: 'insufficient_scope' });
     const del = await tokenFor(['repository:team/t:delete'], as(USERS.alice));
     expect((await call(reg.url, 'DELETE', `/v2/team/t/manifests/${pushed.digest}`, { headers: bearer(del) })).status).toBe(202);
+  });
+
+  it('a token scoped to one repository neither mounts from another nor lists the catalog, whatever the rules allow its user', async () => {
+    const layer = layerOf(seeded.images.team); // the rules let ci pull team/app
+    const token = await tokenFor(['repository:ci/scoped:pull,push'], as(USERS.ci));
+    for (const from of ['&from=team/app', '']) {
+      const mount = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}${from}`, { headers: bearer(token) });
+      expect(mount.status).toBe(202); // an ordinary upload session instead
+      expect(mount.headers.get('location')).toMatch(/^\/v2\/ci\/scoped\/blobs\/uploads\//);
+      expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${layer}`, { headers: bearer(token) })).status).toBe(404);
+    }
+    const catalog = await call(reg.url, 'GET', '/v2/_catalog', { headers: bearer(token) });
+    expectError(catalog, 401, 'UNAUTHORIZED');
+    expect(challenge(catalog)).toMatchObject({ scope: 'registry:catalog:*', error: 'insufficient_scope' });
+    // With the source in the token (docker asks for it, as the challenge names it), the mount happens.
+    const both = await tokenFor(['repository:ci/scoped:pull,push', 'repository:team/app:pull'], as(USERS.ci));
+    const mounted = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}&from=team/app`, { headers: bearer(both) });
+    expect(mounted.status).toBe(201);
+    expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${layer}`, { headers: bearer(token) })).status).toBe(200);
+  });
+
+  it('anonymous _catalog without a token is 401 with the catalog scope in the challenge', async () => {
+    const res = await call(reg.url, 'GET', '/v2/_catalog');
+    expectError(res, 401, 'UNAUTHORIZED');
+    expect(challenge(res)).toEqual({ realm: `${reg.url}/token`, service: 'berth', scope: 'registry:catalog:*' });
+    // Basic credentials are accepted as on every request: the listing of what the user may pull.
+    expect((await call(reg.url, 'GET', '/v2/_catalog', { headers: as(USERS.reader) })).json().repositories).toContain('internal/app');
   });
 
   it('_catalog with a token is filtered by the rules', async () => {
