@@ -1,7 +1,6 @@
 import { parseAuthorization } from './credentials.js';
 import type { PasswordVerifier } from './credentials.js';
 import { ANONYMOUS, type Identity } from './rules.js';
-import type { LoginThrottle } from './throttle.js';
 import type { TokenClaims, TokenVerifier } from './tokens.js';
 import type { UserDirectory } from './users.js';
 
@@ -22,7 +21,6 @@ export class Authenticator {
   constructor(
     private readonly users: UserDirectory,
     private readonly passwords: PasswordVerifier,
-    private readonly throttle: LoginThrottle,
     private readonly extraGroups: Readonly<Record<string, readonly string[]>>,
     private readonly tokens: { verifier: TokenVerifier; own: boolean } | undefined,
   ) {}
@@ -52,13 +50,8 @@ export class Authenticator {
 
   /** Checks a user's password; undefined if wrong. Throws 429 while the address or user is locked out. */
   async password(name: string, password: string, address: string): Promise<Identity | undefined> {
-    this.throttle.check(address, name);
-    const user = await this.passwords.verify(name, password);
-    if (!user) {
-      this.throttle.failure(address, name);
-      return undefined;
-    }
-    return this.user(user.name, user.groups);
+    const user = await this.passwords.check(name, password, address);
+    return user && this.user(user.name, user.groups);
   }
 
   private user(name: string, groups: readonly string[]): Identity {

@@ -5,7 +5,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import bcrypt from 'bcryptjs';
+import { hashSync } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword, UserTable } from '../../src/auth/users.js';
 import { MetadataIndex } from '../../src/db/index.js';
@@ -221,7 +221,7 @@ describe('mode basic with an htpasswd file', () => {
     reg = await startRegistry({ auth: { mode: 'basic' } });
     await reg.close();
     file = join(reg.dataDir, '..', `htpasswd-${sha256(reg.dataDir).slice(7, 15)}`);
-    const hash = bcrypt.hashSync('s3cret', 5).replace(/^\$2b\$/, '$2y$'); // as `htpasswd -B` writes it
+    const hash = hashSync('s3cret', 5).replace(/^\$2b\$/, '$2y$'); // as `htpasswd -B` writes it
     await writeFile(file, `dave:${hash}\n`);
     reg = await startRegistry({
       auth: {
@@ -240,8 +240,8 @@ describe('mode basic with an htpasswd file', () => {
   it('authenticates against the file, with groups from auth.groups, and follows edits', async () => {
     expect((await pushAs(reg.url, 'x/app', '1', { authorization: basic('dave', 's3cret') })).statuses).toEqual([201, 201, 201]);
     expectError(await call(reg.url, 'GET', '/v2/', { headers: { authorization: basic('erin', 'pw') } }), 401, 'UNAUTHORIZED');
-    const erin = bcrypt.hashSync('pw', 5);
-    await writeFile(file, `dave:${bcrypt.hashSync('s3cret', 5)}\nerin:${erin}\n`);
+    const erin = hashSync('pw', 5);
+    await writeFile(file, `dave:${hashSync('s3cret', 5)}\nerin:${erin}\n`);
     await new Promise((r) => setTimeout(r, 1100)); // the file is looked at once a second
     expect((await call(reg.url, 'GET', '/v2/x/app/tags/list', { headers: { authorization: basic('erin', 'pw') } })).status).toBe(200);
   });
