@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
-import type { RequestListener, Server } from 'node:http';
+import type { IncomingMessage, RequestListener, Server } from 'node:http';
 import { join } from 'node:path';
+import proxyAddr from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createAuth, type Auth } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
@@ -46,12 +47,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
       : undefined;
 
+  // X-Forwarded-For, -Proto and -Host count only from the configured proxies: the throttle,
+  // logs, webhooks and token realms then see the client (the rightmost untrusted hop).
+  const trust = config.http.trustedProxies.length > 0 ? proxyAddr.compile([...config.http.trustedProxies]) : undefined;
+  const clientAddress = (req: IncomingMessage) => (trust ? proxyAddr(req, trust) : (req.socket.remoteAddress ?? ''));
   // Request ids in Fastify's own format, from one sequence that the hot reads share.
   let lastRequestId = 0;
   const nextRequestId = () => `req-${(lastRequestId = (lastRequestId + 1) & 0x7fffffff).toString(36)}`;
   // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({
     genReqId: nextRequestId,
+    trustProxy: trust ?? false,
     ...(await serverOptions(config.http)),
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
@@ -99,6 +105,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       logAccess(request.log, {
         method: request.method,
         url: request.url,
+        remoteAddress: request.ip,
         status: reply.statusCode,
         bytesIn: Number(request.headers['content-length'] ?? 0),
         bytesOut: Number(reply.getHeader('content-length') ?? 0),
@@ -145,7 +152,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !notifier.enabled) {
     const overloaded = app as unknown as { isUnderPressure?: () => boolean };
     const busy = () => closing || (overloaded.isUnderPressure?.() ?? false);
-    const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId } : undefined);
+    const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId, clientAddress } : undefined);
     const server = app.server as Server;
     // Fastify's handler is the server's request listener; hot reads go first.
     const [fastify] = server.listeners('request') as RequestListener[];

@@ -16,6 +16,8 @@ export const API_VERSION = 'registry/2.0';
 export interface AccessEntry {
   method: string;
   url: string;
+  /** The client's address: the socket's, or behind `http.trustedProxies` the one they forwarded. */
+  remoteAddress: string;
   status: number;
   bytesIn: number;
   bytesOut: number;
