@@ -12,7 +12,7 @@ import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
 import { MirrorRouting } from './proxy/routing.js';
-import { handleError } from './routes/errors.js';
+import { errorHandler } from './routes/errors.js';
 import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
 import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
@@ -21,6 +21,7 @@ import { adminRoutes } from './routes/admin.js';
 import { Lifecycle } from './gc/service.js';
 import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
+import { connectionLimit, openFilesLimit } from './ops/connections.js';
 import { Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/webhooks.js';
 import { serverOptions } from './tls/server.js';
@@ -67,6 +68,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     bodyLimit: config.manifests.maxBytes,
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+
+  // Connections alone must never take every file descriptor: beyond the limit, new ones
+  // are closed as soon as they are accepted.
+  const maxConnections = connectionLimit(config.limits.maxConnections, openFilesLimit());
+  if (maxConnections > 0) app.server.maxConnections = maxConnections;
+  let droppedAt = -Infinity;
+  app.server.on('drop', () => {
+    if (performance.now() - droppedAt < 10_000) return;
+    droppedAt = performance.now();
+    app.log.warn({ maxConnections }, 'connection limit reached: new connections are closed at once (limits.maxConnections)');
+  });
 
   let auth: Auth;
   try {
@@ -132,6 +144,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     index.close();
   });
 
+  const handleError = errorHandler(config.limits);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     const error = request.url.startsWith('/v2')
@@ -142,7 +155,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const health = new HealthChecks(index, config.storage.root, config.health.minFreeBytes);
   const actors = new Actors();
-  await installOperations(app, { config, metrics, maintenance, health, uploads, notifier, actors });
+  const load = await installOperations(app, { config, metrics, maintenance, health, uploads, notifier, actors });
   const { tokenServer } = auth;
   const authorizer = actors.wrap(auth.authorizer);
   if (tokenServer) await app.register(tokenRoutes, { tokenServer });
@@ -150,8 +163,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   await app.register(registryRoutes, { services, authorizer });
   // Cached pulls answered ahead of Fastify, where no other part must see them (see hot-reads.ts).
   if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !notifier.enabled) {
-    const overloaded = app as unknown as { isUnderPressure?: () => boolean };
-    const busy = () => closing || (overloaded.isUnderPressure?.() ?? false);
+    const busy = () => closing || load.overloaded();
     const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId, clientAddress } : undefined);
     const server = app.server as Server;
     // Fastify's handler is the server's request listener; hot reads go first.

@@ -197,6 +197,8 @@ export const configSchema = z
         maxConcurrentUploads: z.number().int().nonnegative().default(0),
         maxEventLoopDelay: duration.default(1000),
         shutdownTimeout: duration.default(60_000),
+        maxConnections: z.number().int().nonnegative().default(0),
+        bodyIdleTimeout: duration.default(60_000),
       })
       .strict()
       .prefault({}),
