@@ -1,5 +1,4 @@
-import type { Http2ServerRequest } from 'node:http2';
-import { constants as http2 } from 'node:http2';
+import { constants as http2, type Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -27,8 +26,10 @@ export function watchBody(request: FastifyRequest, idleMs: number, log: FastifyB
   if (idleMs <= 0 || !bodyPending(request)) return;
   const raw = request.raw;
   raw.setTimeout(idleMs, () => {
-    log.warn({ idleMs }, 'request body sent nothing for limits.bodyIdleTimeout; connection closed');
-    raw.destroy();
+    log.warn({ idleMs }, 'request body sent nothing for limits.bodyIdleTimeout; cut off');
+    // HTTP/1.1: the connection goes; HTTP/2: the request's stream is reset, the session stays.
+    if (raw.httpVersionMajor >= 2) (raw as unknown as Http2ServerRequest).stream.close(http2.NGHTTP2_CANCEL);
+    else raw.destroy();
   });
   raw.once('end', () => raw.setTimeout(0));
 }
@@ -39,16 +40,14 @@ export function watchBody(request: FastifyRequest, idleMs: number, log: FastifyB
  * sends is read and discarded for at most LINGER_MS (or `idleMs` if shorter) before the
  * connection is closed. Reading on as for keep-alive would let it send for as long as it
  * likes; closing at once would reset a connection the client is still writing to, and it
- * could lose the answer. Over HTTP/2 only the stream is reset, once answered.
+ * could lose the answer.
  */
 export function closeAfterAnswer(request: FastifyRequest, reply: FastifyReply, idleMs: number): void {
   const raw = request.raw;
+  // HTTP/2 needs nothing: once the answer ends its stream, nghttp2 resets the stream with
+  // NO_ERROR itself, which tells the client to stop sending, and the session goes on.
+  if (raw.httpVersionMajor >= 2) return;
   const linger = idleMs > 0 ? Math.min(LINGER_MS, idleMs) : LINGER_MS;
-  if (raw.httpVersionMajor >= 2) {
-    const { stream } = raw as unknown as Http2ServerRequest;
-    reply.raw.once('finish', () => stream.close(http2.NGHTTP2_NO_ERROR));
-    return;
-  }
   const socket = raw.socket as Socket & { destroySoon?: () => void };
   reply.header('Connection', 'close');
   // Node ends a connection after a `Connection: close` answer with destroySoon(), which
