@@ -213,6 +213,28 @@ describe('credentials and users', () => {
     }
   });
 
+  it('runs two checks at a time, queues 256 more, and refuses the rest with 503 without counting them as failures', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-test-htpasswd-'));
+    try {
+      const file = join(dir, 'htpasswd');
+      await writeFile(file, `bob:${hashSync('right', 4)}\n`);
+      const throttle = new LoginThrottle(1000, 60_000);
+      const verifier = new PasswordVerifier(new HtpasswdUsers(file), throttle);
+      const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => verifier.check('bob', `guess-${i}`, '10.0.0.1')));
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(refused).toHaveLength(300 - 2 - 256);
+      for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+      expect(results.filter((r) => r.status === 'fulfilled' && r.value === undefined)).toHaveLength(258);
+      // 258 failures counted, not 300: 742 attempts are left in the window.
+      const held = Array.from({ length: 742 }, () => throttle.reserve('10.0.0.1', 'bob'));
+      expect(() => throttle.reserve('10.0.0.1', 'bob')).toThrow(RegistryError);
+      held.forEach((settle) => settle(false));
+      expect((await verifier.check('bob', 'right', '10.0.0.1'))?.name).toBe('bob');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('htpasswd: bcrypt lines only', () => {
     const hash = '$2y$05$' + 'a'.repeat(53);
     expect(parseHtpasswd(`# comment\nalice:${hash}\n\n`)).toEqual([{ name: 'alice', hash }]);
