@@ -12,8 +12,9 @@ export interface AccessRequest {
   admin?: boolean;
   /**
    * The source of a cross-repository mount. Pull on it is asked for (it is part of the
-   * challenge's scope) but not required: without it the mount is not honoured and the
-   * client gets an ordinary upload session instead.
+   * challenge's scope); a token must carry it when the rules let the caller read the
+   * source, but a caller the rules do not let read it is not refused: the mount is not
+   * honoured and the client gets an ordinary upload session instead.
    */
   mountFrom?: string;
 }

@@ -101,6 +101,16 @@ export class RuleAuthorizer implements Authorizer {
       rulesAllow: actions.every((action) => this.rules.allows(identity, name, action)),
       tokenAllows: actions.every((action) => tokenAllows('repository', name, action)),
     }));
+    if (access.mountFrom !== undefined && this.rules.allows(identity, access.mountFrom, 'pull' satisfies Action)) {
+      // A mount source the caller may read but its token does not cover: 401 with both scopes
+      // in the challenge, so the client gets a token for the mount (as Distribution requires).
+      // One the rules do not let it read is no failure: the client uploads instead.
+      needed.push({
+        scope: { type: 'repository', name: access.mountFrom, actions: ['pull'] },
+        rulesAllow: true,
+        tokenAllows: tokenAllows('repository', access.mountFrom, 'pull'),
+      });
+    }
     if (access.catalog) {
       // The catalog is registry-wide: anonymous callers are asked to authenticate (in mode
       // token an anonymous token with the catalog scope will do); the listing is filtered.

@@ -157,16 +157,23 @@ describe('mode token', () => {
   it('a token scoped to one repository neither mounts from another nor lists the catalog, whatever the rules allow its user', async () => {
     const layer = layerOf(seeded.images.team); // the rules let ci pull team/app
     const token = await tokenFor(['repository:ci/scoped:pull,push'], as(USERS.ci));
-    for (const from of ['&from=team/app', '']) {
-      const mount = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}${from}`, { headers: bearer(token) });
-      expect(mount.status).toBe(202); // an ordinary upload session instead
+    // With `from`: 401, and the challenge names the source, so that the client asks for it.
+    const withFrom = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}&from=team/app`, { headers: bearer(token) });
+    expectError(withFrom, 401, 'UNAUTHORIZED');
+    expect(challenge(withFrom)).toMatchObject({ scope: 'repository:ci/scoped:pull,push repository:team/app:pull', error: 'insufficient_scope' });
+    // Without `from` (automatic), or from a source the rules do not let ci read: an ordinary upload session.
+    for (const query of [`mount=${layer}`, `mount=${layerOf(seeded.images.secret)}&from=secret/x`]) {
+      const mount = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?${query}`, { headers: bearer(token) });
+      expect(mount.status).toBe(202);
       expect(mount.headers.get('location')).toMatch(/^\/v2\/ci\/scoped\/blobs\/uploads\//);
-      expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${layer}`, { headers: bearer(token) })).status).toBe(404);
+    }
+    for (const digest of [layer, layerOf(seeded.images.secret)]) {
+      expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${digest}`, { headers: bearer(token) })).status).toBe(404);
     }
     const catalog = await call(reg.url, 'GET', '/v2/_catalog', { headers: bearer(token) });
     expectError(catalog, 401, 'UNAUTHORIZED');
     expect(challenge(catalog)).toMatchObject({ scope: 'registry:catalog:*', error: 'insufficient_scope' });
-    // With the source in the token (docker asks for it, as the challenge names it), the mount happens.
+    // With the source in the token (docker asks for it), the mount happens.
     const both = await tokenFor(['repository:ci/scoped:pull,push', 'repository:team/app:pull'], as(USERS.ci));
     const mounted = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}&from=team/app`, { headers: bearer(both) });
     expect(mounted.status).toBe(201);
