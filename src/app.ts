@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
-import type { RequestListener, Server } from 'node:http';
+import type { IncomingMessage, RequestListener, Server } from 'node:http';
 import { join } from 'node:path';
+import proxyAddr from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createAuth, type Auth } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
@@ -10,7 +11,8 @@ import type { Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
-import { handleError } from './routes/errors.js';
+import { MirrorRouting } from './proxy/routing.js';
+import { errorHandler } from './routes/errors.js';
 import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
 import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
@@ -19,6 +21,7 @@ import { adminRoutes } from './routes/admin.js';
 import { Lifecycle } from './gc/service.js';
 import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
+import { connectionLimit, openFilesLimit } from './ops/connections.js';
 import { Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/webhooks.js';
 import { serverOptions } from './tls/server.js';
@@ -45,12 +48,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
       : undefined;
 
+  // X-Forwarded-For, -Proto and -Host count only from the configured proxies: the throttle,
+  // logs, webhooks and token realms then see the client (the rightmost untrusted hop).
+  const trust = config.http.trustedProxies.length > 0 ? proxyAddr.compile([...config.http.trustedProxies]) : undefined;
+  const clientAddress = (req: IncomingMessage) => (trust ? proxyAddr(req, trust) : (req.socket.remoteAddress ?? ''));
   // Request ids in Fastify's own format, from one sequence that the hot reads share.
   let lastRequestId = 0;
   const nextRequestId = () => `req-${(lastRequestId = (lastRequestId + 1) & 0x7fffffff).toString(36)}`;
   // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({
     genReqId: nextRequestId,
+    trustProxy: trust ?? false,
     ...(await serverOptions(config.http)),
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
@@ -60,6 +68,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     bodyLimit: config.manifests.maxBytes,
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+
+  // Connections alone must never take every file descriptor: beyond the limit, new ones
+  // are closed as soon as they are accepted.
+  const maxConnections = connectionLimit(config.limits.maxConnections, openFilesLimit());
+  if (maxConnections > 0) app.server.maxConnections = maxConnections;
+  let droppedAt = -Infinity;
+  app.server.on('drop', () => {
+    if (performance.now() - droppedAt < 10_000) return;
+    droppedAt = performance.now();
+    app.log.warn({ maxConnections }, 'connection limit reached: new connections are closed at once (limits.maxConnections)');
+  });
 
   let auth: Auth;
   try {
@@ -98,6 +117,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       logAccess(request.log, {
         method: request.method,
         url: request.url,
+        remoteAddress: request.ip,
         status: reply.statusCode,
         bytesIn: Number(request.headers['content-length'] ?? 0),
         bytesOut: Number(reply.getHeader('content-length') ?? 0),
@@ -124,6 +144,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     index.close();
   });
 
+  const handleError = errorHandler(config.limits);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     const error = request.url.startsWith('/v2')
@@ -134,17 +155,16 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const health = new HealthChecks(index, config.storage.root, config.health.minFreeBytes);
   const actors = new Actors();
-  await installOperations(app, { config, metrics, maintenance, health, uploads, notifier, actors });
+  const load = await installOperations(app, { config, metrics, maintenance, health, uploads, notifier, actors });
   const { tokenServer } = auth;
   const authorizer = actors.wrap(auth.authorizer);
   if (tokenServer) await app.register(tokenRoutes, { tokenServer });
-  const services = { config, blobs, uploads, manifests, proxy };
+  const services = { config, blobs, uploads, manifests, routing: new MirrorRouting(config.proxy, config.http.hostnames), proxy };
   await app.register(registryRoutes, { services, authorizer });
   // Cached pulls answered ahead of Fastify, where no other part must see them (see hot-reads.ts).
   if (config.http.tlsCert === '' && config.auth.mode === 'none' && !proxy && !notifier.enabled) {
-    const overloaded = app as unknown as { isUnderPressure?: () => boolean };
-    const busy = () => closing || (overloaded.isUnderPressure?.() ?? false);
-    const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId } : undefined);
+    const busy = () => closing || load.overloaded();
+    const hot = hotReads(services, metrics, busy, accessLog ? { log: app.log, nextId: nextRequestId, clientAddress } : undefined);
     const server = app.server as Server;
     // Fastify's handler is the server's request listener; hot reads go first.
     const [fastify] = server.listeners('request') as RequestListener[];

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.js';
 import { serveCommand } from './cli/serve.js';
 import { userCommand } from './cli/user.js';
@@ -9,6 +8,7 @@ import { gcCommand } from './cli/gc.js';
 import { repoCommand } from './cli/repo.js';
 import { certCommand } from './cli/cert.js';
 import { healthcheckCommand } from './cli/healthcheck.js';
+import { VERSION } from './version.js';
 
 /** A subcommand: receives its own arguments, returns the exit code (or never, for servers). */
 export type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number | 'running'>;
@@ -33,15 +33,10 @@ commands:
 ${lines.join('\n')}`;
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<number | 'running'> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-v') {
-    console.log(version());
+    console.log(VERSION);
     return 0;
   }
   const command = name === undefined ? undefined : COMMANDS[name];

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import proxyAddr from '@fastify/proxy-addr';
 import { z } from 'zod';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -112,6 +113,20 @@ const webhookEndpoint = z
   })
   .strict();
 
+/**
+ * A reverse proxy (or load balancer) whose X-Forwarded-* headers are believed: an address,
+ * a CIDR range, or `loopback`, `linklocal`, `uniquelocal` (checked as proxy-addr, which
+ * Fastify applies them with, reads them).
+ */
+const trustedProxy = z.string().refine((value) => {
+  try {
+    proxyAddr.compile(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IP address, a CIDR range (10.0.0.0/8, fd00::/8), loopback, linklocal or uniquelocal');
+
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
 
 export const configSchema = z
@@ -121,6 +136,8 @@ export const configSchema = z
         addr: listenAddress.default('0.0.0.0:5000'),
         tlsCert: z.string().default(''),
         tlsKey: z.string().default(''),
+        trustedProxies: jsonList(trustedProxy).default([]),
+        hostnames: jsonList(z.string().regex(/^[^\s/?#@]+$/, 'expected HOST or HOST:PORT, e.g. registry.lan:5000')).default([]),
       })
       .strict()
       .refine((http) => (http.tlsCert === '') === (http.tlsKey === ''), {
@@ -180,6 +197,8 @@ export const configSchema = z
         maxConcurrentUploads: z.number().int().nonnegative().default(0),
         maxEventLoopDelay: duration.default(1000),
         shutdownTimeout: duration.default(60_000),
+        maxConnections: z.number().int().nonnegative().default(0),
+        bodyIdleTimeout: duration.default(60_000),
       })
       .strict()
       .prefault({}),

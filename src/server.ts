@@ -19,6 +19,7 @@ export async function serve(config: Config): Promise<FastifyInstance> {
     {
       port: typeof address === 'object' && address ? address.port : port,
       storage: config.storage.root,
+      ...(app.server.maxConnections > 0 && { maxConnections: app.server.maxConnections }),
       ...(metricsServer && { metricsPort: (metricsServer.server.address() as { port: number }).port }),
     },
     'berth is ready',

@@ -12,8 +12,9 @@ export interface AccessRequest {
   admin?: boolean;
   /**
    * The source of a cross-repository mount. Pull on it is asked for (it is part of the
-   * challenge's scope) but not required: without it the mount is not honoured and the
-   * client gets an ordinary upload session instead.
+   * challenge's scope); a token must carry it when the rules let the caller read the
+   * source, but a caller the rules do not let read it is not refused: the mount is not
+   * honoured and the client gets an ordinary upload session instead.
    */
   mountFrom?: string;
 }
@@ -21,13 +22,18 @@ export interface AccessRequest {
 /**
  * Access is computed in one place from method and route: GET/HEAD pull,
  * POST/PUT/PATCH pull+push, DELETE delete; a cross-repository mount also needs
- * pull on the source (see `mountFrom`).
+ * pull on the source (see `mountFrom`). Cancelling an upload session (DELETE) deletes
+ * nothing stored: it needs what the session's other requests need, pull and push.
  */
 export function requiredAccess(method: string, path: ApiPath, mountFrom: string | undefined): AccessRequest {
   if (path.kind === 'base' || path.kind === 'unknown') return { repositories: [], catalog: false };
   if (path.kind === 'catalog') return { repositories: [], catalog: true };
   const actions: Action[] =
-    method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
+    method === 'GET' || method === 'HEAD'
+      ? ['pull']
+      : method === 'DELETE' && path.kind !== 'upload'
+        ? ['delete']
+        : ['pull', 'push'];
   const repositories = [{ name: path.name, actions }];
   if (path.kind === 'uploads' && method === 'POST' && mountFrom !== undefined) {
     return { repositories, catalog: false, mountFrom };

@@ -1,14 +1,13 @@
 import { parseAuthorization } from './credentials.js';
 import type { PasswordVerifier } from './credentials.js';
 import { ANONYMOUS, type Identity } from './rules.js';
-import type { LoginThrottle } from './throttle.js';
 import type { TokenClaims, TokenVerifier } from './tokens.js';
 import type { UserDirectory } from './users.js';
 
-/** Who made a request, and the token it presented (if any). */
+/** Who made a request, and what the token it presented (if any) grants. */
 export interface Caller {
   identity: Identity;
-  token?: { claims: TokenClaims; own: boolean };
+  token?: TokenClaims;
 }
 
 export type Authentication = Caller | { failed: 'credentials' | 'token' };
@@ -22,7 +21,6 @@ export class Authenticator {
   constructor(
     private readonly users: UserDirectory,
     private readonly passwords: PasswordVerifier,
-    private readonly throttle: LoginThrottle,
     private readonly extraGroups: Readonly<Record<string, readonly string[]>>,
     private readonly tokens: { verifier: TokenVerifier; own: boolean } | undefined,
   ) {}
@@ -41,24 +39,19 @@ export class Authenticator {
       } catch {
         return { failed: 'token' };
       }
-      if (claims.subject === '') return { identity: ANONYMOUS, token: { claims, own: this.tokens.own } };
+      if (claims.subject === '') return { identity: ANONYMOUS, token: claims };
       const stored = this.users.lookup(claims.subject);
       // Berth's own tokens die with their user; an external issuer's users need not exist here.
       if (this.tokens.own && !stored) return { failed: 'token' };
-      return { identity: this.user(claims.subject, stored?.groups ?? []), token: { claims, own: this.tokens.own } };
+      return { identity: this.user(claims.subject, stored?.groups ?? []), token: claims };
     }
     return { failed: credentials.scheme === 'bearer' ? 'token' : 'credentials' };
   }
 
   /** Checks a user's password; undefined if wrong. Throws 429 while the address or user is locked out. */
   async password(name: string, password: string, address: string): Promise<Identity | undefined> {
-    this.throttle.check(address, name);
-    const user = await this.passwords.verify(name, password);
-    if (!user) {
-      this.throttle.failure(address, name);
-      return undefined;
-    }
-    return this.user(user.name, user.groups);
+    const user = await this.passwords.check(name, password, address);
+    return user && this.user(user.name, user.groups);
   }
 
   private user(name: string, groups: readonly string[]): Identity {

@@ -57,10 +57,11 @@ interface Needed {
 
 /**
  * Modes basic and token. The access rules decide what an identity may do; a token can
- * only narrow that further to what it grants. Anonymous callers without the access are
- * asked to authenticate (401); authenticated ones are refused (403); a token that lacks
- * access its holder could have is answered with 401 `insufficient_scope`, so the client
- * fetches a better one.
+ * only narrow that further to what it grants, for the request and for everything the
+ * Grant lets it read besides (mount sources, the catalog's entries). Anonymous callers
+ * without the access are asked to authenticate (401); authenticated ones are refused
+ * (403); a token that lacks access its holder could have is answered with 401
+ * `insufficient_scope`, so the client fetches a better one.
  */
 export class RuleAuthorizer implements Authorizer {
   constructor(
@@ -94,12 +95,31 @@ export class RuleAuthorizer implements Authorizer {
 
   private needed({ identity, token }: Caller, access: AccessRequest): Needed[] {
     const tokenAllows = (type: string, name: string, action: string) =>
-      token === undefined || covers(token.claims.access, type, name, action);
+      token === undefined || covers(token.access, type, name, action);
     const needed: Needed[] = access.repositories.map(({ name, actions }) => ({
       scope: { type: 'repository', name, actions: [...actions] },
       rulesAllow: actions.every((action) => this.rules.allows(identity, name, action)),
       tokenAllows: actions.every((action) => tokenAllows('repository', name, action)),
     }));
+    if (access.mountFrom !== undefined && this.rules.allows(identity, access.mountFrom, 'pull' satisfies Action)) {
+      // A mount source the caller may read but its token does not cover: 401 with both scopes
+      // in the challenge, so the client gets a token for the mount (as Distribution requires).
+      // One the rules do not let it read is no failure: the client uploads instead.
+      needed.push({
+        scope: { type: 'repository', name: access.mountFrom, actions: ['pull'] },
+        rulesAllow: true,
+        tokenAllows: tokenAllows('repository', access.mountFrom, 'pull'),
+      });
+    }
+    if (access.catalog) {
+      // The catalog is registry-wide: anonymous callers are asked to authenticate (in mode
+      // token an anonymous token with the catalog scope will do); the listing is filtered.
+      needed.push({
+        scope: CATALOG_SCOPE,
+        rulesAllow: identity.kind === 'user' || token !== undefined,
+        tokenAllows: tokenAllows('registry', 'catalog', '*'),
+      });
+    }
     if (access.admin) {
       needed.push({ scope: ADMIN_SCOPE, rulesAllow: this.isAdmin(identity), tokenAllows: tokenAllows('registry', 'admin', '*') });
     }
@@ -110,21 +130,22 @@ export class RuleAuthorizer implements Authorizer {
     return identity.kind === 'user' && identity.groups.some((g) => this.adminGroups.includes(g));
   }
 
+  /**
+   * What the caller may read beyond the request itself: what the rules allow its identity,
+   * narrowed by its token if it presented one, whoever issued that token. A token for
+   * `bob/app` thus never mounts from `alice/app` nor lists it, even when the rules would
+   * let bob read it: the token's holder proved only what the token grants.
+   */
   private grant({ identity, token }: Caller): Grant {
-    // Berth's own tokens are issued by these rules, so the rules alone say what the holder
-    // may read besides the request itself; an external issuer's token must grant it too.
-    const tokenReads = (repository: string, listing: boolean) =>
-      token === undefined ||
-      token.own ||
-      covers(token.claims.access, 'repository', repository, 'pull') ||
-      (listing && covers(token.claims.access, 'registry', 'catalog', '*'));
-    const pull = (repository: string, listing: boolean) =>
-      this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenReads(repository, listing);
+    const tokenCovers = (type: string, name: string, action: string) =>
+      token === undefined || covers(token.access, type, name, action);
     return {
       identity,
       unrestricted: false,
-      mayPull: (repository) => pull(repository, false),
-      mayList: (repository) => pull(repository, true),
+      mayPull: (repository) =>
+        this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenCovers('repository', repository, 'pull'),
+      mayList: (repository) =>
+        this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenCovers('registry', 'catalog', '*'),
     };
   }
 }

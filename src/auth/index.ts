@@ -63,7 +63,7 @@ export async function createAuth(config: Config, index: MetadataIndex, log: { wa
     }
   }
 
-  const authenticator = new Authenticator(users, new PasswordVerifier(users), throttle, auth.groups, tokens);
+  const authenticator = new Authenticator(users, new PasswordVerifier(users, throttle), auth.groups, tokens);
   const challenge = (origin: string): ChallengeScheme =>
     auth.mode === 'basic'
       ? { scheme: 'basic', realm: auth.realm }

@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, typ
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SignJWT, calculateJwkThumbprint, createRemoteJWKSet, exportJWK, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { USER_AGENT } from '../version.js';
 import type { ResourceAccess } from './scope.js';
 
 export type SigningAlgorithm = 'ES256' | 'RS256';
@@ -133,7 +134,7 @@ export class TokenVerifier {
   /** An external issuer, by public key (PEM: SPKI or certificate) file or JWKS URL. */
   static external(source: { publicKeyFile?: string; jwksUrl?: string }, issuer: string, service: string, leewayMs: number) {
     const key = source.jwksUrl
-      ? createRemoteJWKSet(new URL(source.jwksUrl))
+      ? createRemoteJWKSet(new URL(source.jwksUrl), { headers: { 'User-Agent': USER_AGENT } })
       : createPublicKey(readFileSync(source.publicKeyFile!, 'utf8'));
     return new TokenVerifier(key, EXTERNAL_ALGORITHMS, issuer, service, leewayMs);
   }

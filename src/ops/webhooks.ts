@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { MetadataIndex } from '../db/index.js';
 import { globToRegExp } from '../glob.js';
+import { USER_AGENT } from '../version.js';
 
 export type EventAction = 'push' | 'pull' | 'delete';
 
@@ -154,7 +155,7 @@ export class Notifier {
   private async deliver(endpoint: Endpoint, row: DeliveryRow): Promise<void> {
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
-      'User-Agent': 'berth-webhooks',
+      'User-Agent': USER_AGENT,
       'X-Berth-Event': (JSON.parse(row.body) as RegistryEvent).action,
       'X-Berth-Event-Id': row.event_id,
       'X-Berth-Delivery-Attempt': String(row.attempts + 1),

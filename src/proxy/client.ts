@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { oci, RegistryError } from '../errors.js';
 import { SUPPORTED_MANIFEST_TYPES } from '../manifests/media-types.js';
+import { USER_AGENT } from '../version.js';
 
 export type UpstreamConfig = Config['proxy']['upstreams'][number];
 
@@ -159,7 +160,7 @@ export class UpstreamClient {
     this.inFlight.add(controller);
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, redirect: 'follow', signal: controller.signal });
+      res = await fetch(url, { method, headers: { ...headers, 'user-agent': USER_AGENT }, redirect: 'follow', signal: controller.signal });
     } catch (err) {
       settle();
       throw controller.signal.aborted ? new Error(`no response within ${timeout} ms`) : err;

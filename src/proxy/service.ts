@@ -10,7 +10,7 @@ import type { Reference } from '../manifests/service.js';
 import { manifestRow, parseManifest } from '../manifests/parse.js';
 import { BlobFlight } from './blob-flight.js';
 import { UpstreamClient, type UpstreamResponse } from './client.js';
-import { MirrorRouting, type MirrorTarget } from './routing.js';
+import type { MirrorTarget } from './routing.js';
 
 /** Where log lines go; a pino logger fits. */
 export interface ProxyLog {
@@ -37,7 +37,6 @@ export type MirroredBlob =
  * one upstream request.
  */
 export class PullThrough {
-  readonly routing: MirrorRouting;
   private readonly clients = new Map<string, UpstreamClient>();
   private readonly manifestFlights = new Map<string, Promise<ManifestRecord>>();
   private readonly blobFlights = new Map<string, Promise<BlobFlight>>();
@@ -63,7 +62,6 @@ export class PullThrough {
     private readonly files: BlobFiles,
     private readonly now: () => number = Date.now,
   ) {
-    this.routing = new MirrorRouting(config.proxy);
     for (const u of config.proxy.upstreams) this.clients.set(u.name, new UpstreamClient(u, now));
     const db = index.database;
     this.stmt = {
@@ -95,11 +93,6 @@ export class PullThrough {
       forgetTags: db.prepare('DELETE FROM proxy_tags WHERE repo = ? AND tag NOT IN (SELECT name FROM tags WHERE repo_id = ?)'),
     };
     this.upstreamNames = JSON.stringify(config.proxy.upstreams.map((u) => u.name));
-  }
-
-  /** The mirror serving `name` (with containerd's `?ns=`), or undefined for a local repository. */
-  resolve(name: string, ns: string | undefined): MirrorTarget | undefined {
-    return this.routing.resolve(name, ns);
   }
 
   /** A manifest by tag or digest, from the cache when it may be, else from the upstream. */

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { BlobService } from '../blobstore/service.js';
 import type { UploadSessions } from '../blobstore/uploads.js';
 import type { ManifestService } from '../manifests/service.js';
+import type { MirrorRouting } from '../proxy/routing.js';
 import type { PullThrough } from '../proxy/service.js';
 
 /** Every answer says which API it speaks. */
@@ -15,6 +16,8 @@ export const API_VERSION = 'registry/2.0';
 export interface AccessEntry {
   method: string;
   url: string;
+  /** The client's address: the socket's, or behind `http.trustedProxies` the one they forwarded. */
+  remoteAddress: string;
   status: number;
   bytesIn: number;
   bytesOut: number;
@@ -32,6 +35,8 @@ export interface Services {
   blobs: BlobService;
   uploads: UploadSessions;
   manifests: ManifestService;
+  /** Which names are local and which mirrored (and `?ns=` checked), whether or not upstreams are configured. */
+  routing: MirrorRouting;
   /** The pull-through cache, when upstreams are configured. */
   proxy?: PullThrough;
 }

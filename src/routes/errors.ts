@@ -1,12 +1,24 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError, oci } from '../errors.js';
+import { bodyPending, closeAfterAnswer } from './connections.js';
+
+type ErrorHandler = (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => FastifyReply;
 
 /**
  * The one place errors become responses. RegistryErrors carry their OCI code;
  * Fastify's own client errors are mapped to the nearest code; anything else is a
- * 500 whose internals stay in the log.
+ * 500 whose internals stay in the log. A request refused before its body was read
+ * loses its connection once answered (see `closeAfterAnswer`), so that nobody can keep
+ * sending a body Berth will never use.
  */
-export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+export function errorHandler(options: { bodyIdleTimeout: number }): ErrorHandler {
+  return (error, request, reply) => {
+    if (bodyPending(request)) closeAfterAnswer(request, reply, options.bodyIdleTimeout);
+    return render(error, request, reply);
+  };
+}
+
+function render(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const registryError = error instanceof RegistryError ? error : fromFastify(error as FastifyError);
   if (!registryError) {
     request.log.error({ err: error }, 'request failed');

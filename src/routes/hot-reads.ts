@@ -15,7 +15,8 @@ import { parseApiPath } from './path.js';
  * and reply objects and hooks they cost about a third less. The caller installs this
  * only where nothing else must see such a request (no authentication, no pull-through
  * cache, no webhooks) and `busy` turns it off while the server closes or is overloaded.
- * With `accessLog`, each answer gets the access line the routes would write. Everything
+ * With `accessLog`, each answer gets the access line the routes would write (the client's
+ * address found as Fastify finds `request.ip`). Everything
  * else (a miss, a query string, a range, a conditional request, every error) goes on to
  * Fastify, and the headers come from the same functions the routes use, so both paths
  * give the same answer.
@@ -24,7 +25,7 @@ export function hotReads(
   services: Services,
   metrics: Metrics,
   busy: () => boolean,
-  accessLog?: { log: FastifyBaseLogger; nextId: () => string },
+  accessLog?: { log: FastifyBaseLogger; nextId: () => string; clientAddress: (req: IncomingMessage) => string },
 ) {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const method = req.method;
@@ -60,7 +61,15 @@ export function hotReads(
     const bytesIn = Number(headers['content-length'] ?? 0);
     metrics.request({ route: path.kind, method, status: 200, seconds: ms / 1000, bytesIn, bytesOut: body?.length ?? 0 });
     if (accessLog) {
-      const entry = { method, url, status: 200, bytesIn, bytesOut: Number(reply['Content-Length']), durationMs: Math.round(ms) };
+      const entry = {
+        method,
+        url,
+        remoteAddress: accessLog.clientAddress(req),
+        status: 200,
+        bytesIn,
+        bytesOut: Number(reply['Content-Length']),
+        durationMs: Math.round(ms),
+      };
       logAccess(accessLog.log, entry, accessLog.nextId());
     }
     return true;

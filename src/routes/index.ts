@@ -51,7 +51,7 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
       });
     }
     const query = request.query as Query;
-    const mirror = 'name' in path ? opts.services.proxy?.resolve(path.name, query.ns) : undefined;
+    const mirror = 'name' in path ? opts.services.routing.resolve(path.name, query.ns, request.host) : undefined;
     const serve = mirror ? (mirrorHandler(path as Extract<ApiPath, { name: string }>, request.method, mirror) as Handler<ApiPath>) : handler;
     const grant = await opts.authorizer.authorize(request, requiredAccess(request.method, path, query.from));
     return serve({ request, reply, path, query, services: opts.services, grant });

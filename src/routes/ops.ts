@@ -1,4 +1,3 @@
-import underPressure from '@fastify/under-pressure';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authorizer, Grant } from '../auth/index.js';
@@ -8,8 +7,10 @@ import type { Config } from '../config.js';
 import { oci } from '../errors.js';
 import type { HealthChecks } from '../ops/health.js';
 import type { Maintenance } from '../ops/maintenance.js';
+import { LoopMonitor } from '../ops/loop-monitor.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Notifier } from '../ops/webhooks.js';
+import { watchBody } from './connections.js';
 import { parseApiPath } from './path.js';
 
 declare module 'fastify' {
@@ -136,23 +137,16 @@ export function metricsHandler(metrics: Metrics) {
 /**
  * What an operator runs Berth with, on the root instance (its hooks see every request):
  * `/healthz`, `/readyz` and `/metrics`; request metrics; read-only mode; the limit on
- * concurrent uploads; 503 with Retry-After while the event loop is saturated.
+ * concurrent uploads; request bodies that stop sending are cut; 503 with Retry-After
+ * while the event loop is saturated (`overloaded` tells the hot path).
  */
-export async function installOperations(app: FastifyInstance, ops: Operations): Promise<void> {
+export async function installOperations(app: FastifyInstance, ops: Operations): Promise<{ overloaded: () => boolean }> {
   const { config, metrics, maintenance } = ops;
   const uploadRequests = new WeakSet<FastifyRequest>();
   let uploading = 0;
 
-  if (config.limits.maxEventLoopDelay > 0) {
-    await app.register(underPressure, {
-      maxEventLoopDelay: config.limits.maxEventLoopDelay,
-      retryAfter: 10,
-      pressureHandler: async (request) => {
-        if (PROBES.has(request.url.split('?', 1)[0]!)) return;
-        throw oci('UNAVAILABLE', 'the registry is overloaded; retry later', undefined, { headers: { 'Retry-After': '10' } });
-      },
-    });
-  }
+  const loop = config.limits.maxEventLoopDelay > 0 ? new LoopMonitor(config.limits.maxEventLoopDelay) : undefined;
+  app.addHook('onClose', async () => loop?.close());
 
   const finished = (request: FastifyRequest, reply: FastifyReply, route: string, bytesReadAtStart: number) => {
     // Chunked bodies (docker's layer PATCH) declare no length: count what the connection read.
@@ -191,6 +185,10 @@ export async function installOperations(app: FastifyInstance, ops: Operations): 
         request.log.error({ err }, 'recording the request failed');
       }
     });
+    watchBody(request, config.limits.bodyIdleTimeout, request.log);
+    if (loop?.overloaded && !PROBES.has(pathname)) {
+      throw oci('UNAVAILABLE', 'the registry is overloaded; retry later', undefined, { headers: { 'Retry-After': '10' } });
+    }
     const write = pathname.startsWith('/v2') || (route === 'admin' && pathname !== '/_berth/admin/read-only');
     if (maintenance.readOnly && write && !READS.has(request.method)) {
       throw oci('UNSUPPORTED', 'the registry is in read-only mode for maintenance; pulls keep working', { readOnly: true }, { status: 405 });
@@ -241,4 +239,5 @@ export async function installOperations(app: FastifyInstance, ops: Operations): 
     return reply.code(readiness.ready ? 200 : 503).send(readiness);
   });
   if (config.metrics.enabled && config.metrics.addr === '') app.get('/metrics', metricsHandler(metrics));
+  return { overloaded: () => loop?.overloaded ?? false };
 }

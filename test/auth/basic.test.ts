@@ -5,7 +5,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import bcrypt from 'bcryptjs';
+import { hashSync } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword, UserTable } from '../../src/auth/users.js';
 import { MetadataIndex } from '../../src/db/index.js';
@@ -92,6 +92,16 @@ describe('mode basic', () => {
     expect((await get(`/v2/team/app/manifests/${digest}`)).status).toBe(200);
   });
 
+  it('a user who may push but not delete cancels an upload session; one who may only pull cannot', async () => {
+    const started = await call(reg.url, 'POST', '/v2/ci/cancel/blobs/uploads/', { headers: as(USERS.ci) });
+    expect(started.status).toBe(202);
+    const session = started.headers.get('location')!;
+    expectError(await call(reg.url, 'DELETE', session, { headers: as(USERS.reader) }), 403, 'DENIED');
+    expect((await call(reg.url, 'GET', session, { headers: as(USERS.ci) })).status).toBe(204);
+    expect((await call(reg.url, 'DELETE', session, { headers: as(USERS.ci) })).status).toBe(204);
+    expectError(await call(reg.url, 'GET', session, { headers: as(USERS.ci) }), 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
   it('admins delete (group from the user table or from auth.groups)', async () => {
     const a = await pushAs(reg.url, 'team/del', 'a', as(USERS.alice));
     const b = await pushAs(reg.url, 'team/del', 'b', as(USERS.bob));
@@ -101,25 +111,27 @@ describe('mode basic', () => {
     expectError(await get(`/v2/team/del/manifests/${a.digest}`), 404, 'MANIFEST_UNKNOWN');
   });
 
-  it('_catalog lists only repositories the caller may pull', async () => {
-    const names = async (headers: Record<string, string> = {}) =>
+  it('_catalog asks anonymous callers to log in and lists only repositories the caller may pull', async () => {
+    const anonymous = await get('/v2/_catalog');
+    expectError(anonymous, 401, 'UNAUTHORIZED');
+    expect(anonymous.headers.get('www-authenticate')).toBe(CHALLENGE);
+    const names = async (headers: Record<string, string>) =>
       ((await get('/v2/_catalog', headers)).json() as { repositories: string[] }).repositories;
-    const anonymous = await names();
-    expect(anonymous).toContain('team/app');
-    expect(anonymous).toContain('ci/app');
-    expect(anonymous).not.toContain('internal/app');
-    expect(anonymous).not.toContain('secret/x');
+    const ci = await names(as(USERS.ci));
+    expect(ci).toContain('team/app');
+    expect(ci).toContain('ci/app');
+    expect(ci).not.toContain('secret/x');
     const reader = await names(as(USERS.reader));
     expect(reader).toContain('internal/app');
     expect(reader).not.toContain('secret/x');
     expect(await names(as(USERS.alice))).toContain('secret/x');
 
     // Pages count visible repositories only, and the Link follows on from the last one shown.
-    const first = await get('/v2/_catalog?n=1');
-    expect(first.json()).toEqual({ repositories: [anonymous[0]] });
+    const first = await get('/v2/_catalog?n=1', as(USERS.reader));
+    expect(first.json()).toEqual({ repositories: [reader[0]] });
     const link = first.headers.get('link')!;
     const next = /<([^>]+)>/.exec(link)![1]!;
-    expect((await get(next)).json().repositories).toEqual([anonymous[1]]);
+    expect((await get(next, as(USERS.reader))).json().repositories).toEqual([reader[1]]);
     expectError(await get('/v2/_catalog', { authorization: basic('reader', 'bad') }), 401, 'UNAUTHORIZED');
   });
 
@@ -209,7 +221,7 @@ describe('mode basic with an htpasswd file', () => {
     reg = await startRegistry({ auth: { mode: 'basic' } });
     await reg.close();
     file = join(reg.dataDir, '..', `htpasswd-${sha256(reg.dataDir).slice(7, 15)}`);
-    const hash = bcrypt.hashSync('s3cret', 5).replace(/^\$2b\$/, '$2y$'); // as `htpasswd -B` writes it
+    const hash = hashSync('s3cret', 5).replace(/^\$2b\$/, '$2y$'); // as `htpasswd -B` writes it
     await writeFile(file, `dave:${hash}\n`);
     reg = await startRegistry({
       auth: {
@@ -228,8 +240,8 @@ describe('mode basic with an htpasswd file', () => {
   it('authenticates against the file, with groups from auth.groups, and follows edits', async () => {
     expect((await pushAs(reg.url, 'x/app', '1', { authorization: basic('dave', 's3cret') })).statuses).toEqual([201, 201, 201]);
     expectError(await call(reg.url, 'GET', '/v2/', { headers: { authorization: basic('erin', 'pw') } }), 401, 'UNAUTHORIZED');
-    const erin = bcrypt.hashSync('pw', 5);
-    await writeFile(file, `dave:${bcrypt.hashSync('s3cret', 5)}\nerin:${erin}\n`);
+    const erin = hashSync('pw', 5);
+    await writeFile(file, `dave:${hashSync('s3cret', 5)}\nerin:${erin}\n`);
     await new Promise((r) => setTimeout(r, 1100)); // the file is looked at once a second
     expect((await call(reg.url, 'GET', '/v2/x/app/tags/list', { headers: { authorization: basic('erin', 'pw') } })).status).toBe(200);
   });

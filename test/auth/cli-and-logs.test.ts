@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import bcrypt from 'bcryptjs';
+import { hashSync } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../helpers/oci.js';
 import { spawnRegistry } from '../helpers/process.js';
@@ -49,7 +49,7 @@ describe('berth user', () => {
     expect(berth(['groups', 'ci', 'builders']).status).toBe(0);
 
     const htpasswd = join(dir, 'htpasswd');
-    await writeFile(htpasswd, `carol:${bcrypt.hashSync('carol-pw', 5).replace(/^\$2b\$/, '$2y$')}\n`);
+    await writeFile(htpasswd, `carol:${hashSync('carol-pw', 5).replace(/^\$2b\$/, '$2y$')}\n`);
     expect(berth(['import', htpasswd]).stdout).toContain('imported 1 user');
     expect(berth(['list']).stdout).toBe('alice\tadmins,ci\ncarol\t\nci\tbuilders\n');
 

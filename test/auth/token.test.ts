@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, expectError, type Res } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
-import { as, LAN_AUTH, pushAs, seedLan, USERS, type Seeded } from './lan.js';
+import { VERSION } from '../../src/version.js';
+import { as, LAN_AUTH, layerOf, pushAs, seedLan, USERS, type Seeded } from './lan.js';
 
 /** The parameters of a `Bearer k="v",…` challenge. */
 function challenge(res: Res): Record<string, string> {
@@ -153,6 +154,40 @@ describe('mode token', () => {
     expect((await call(reg.url, 'DELETE', `/v2/team/t/manifests/${pushed.digest}`, { headers: bearer(del) })).status).toBe(202);
   });
 
+  it('a token scoped to one repository neither mounts from another nor lists the catalog, whatever the rules allow its user', async () => {
+    const layer = layerOf(seeded.images.team); // the rules let ci pull team/app
+    const token = await tokenFor(['repository:ci/scoped:pull,push'], as(USERS.ci));
+    // With `from`: 401, and the challenge names the source, so that the client asks for it.
+    const withFrom = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}&from=team/app`, { headers: bearer(token) });
+    expectError(withFrom, 401, 'UNAUTHORIZED');
+    expect(challenge(withFrom)).toMatchObject({ scope: 'repository:ci/scoped:pull,push repository:team/app:pull', error: 'insufficient_scope' });
+    // Without `from` (automatic), or from a source the rules do not let ci read: an ordinary upload session.
+    for (const query of [`mount=${layer}`, `mount=${layerOf(seeded.images.secret)}&from=secret/x`]) {
+      const mount = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?${query}`, { headers: bearer(token) });
+      expect(mount.status).toBe(202);
+      expect(mount.headers.get('location')).toMatch(/^\/v2\/ci\/scoped\/blobs\/uploads\//);
+    }
+    for (const digest of [layer, layerOf(seeded.images.secret)]) {
+      expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${digest}`, { headers: bearer(token) })).status).toBe(404);
+    }
+    const catalog = await call(reg.url, 'GET', '/v2/_catalog', { headers: bearer(token) });
+    expectError(catalog, 401, 'UNAUTHORIZED');
+    expect(challenge(catalog)).toMatchObject({ scope: 'registry:catalog:*', error: 'insufficient_scope' });
+    // With the source in the token (docker asks for it), the mount happens.
+    const both = await tokenFor(['repository:ci/scoped:pull,push', 'repository:team/app:pull'], as(USERS.ci));
+    const mounted = await call(reg.url, 'POST', `/v2/ci/scoped/blobs/uploads/?mount=${layer}&from=team/app`, { headers: bearer(both) });
+    expect(mounted.status).toBe(201);
+    expect((await call(reg.url, 'HEAD', `/v2/ci/scoped/blobs/${layer}`, { headers: bearer(token) })).status).toBe(200);
+  });
+
+  it('anonymous _catalog without a token is 401 with the catalog scope in the challenge', async () => {
+    const res = await call(reg.url, 'GET', '/v2/_catalog');
+    expectError(res, 401, 'UNAUTHORIZED');
+    expect(challenge(res)).toEqual({ realm: `${reg.url}/token`, service: 'berth', scope: 'registry:catalog:*' });
+    // Basic credentials are accepted as on every request: the listing of what the user may pull.
+    expect((await call(reg.url, 'GET', '/v2/_catalog', { headers: as(USERS.reader) })).json().repositories).toContain('internal/app');
+  });
+
   it('_catalog with a token is filtered by the rules', async () => {
     const anonymous = await tokenFor(['registry:catalog:*']);
     expect(decodeJwt(anonymous).access).toEqual([{ type: 'registry', name: 'catalog', actions: ['*'] }]);
@@ -241,10 +276,14 @@ describe('mode token with an external issuer', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   let jwks: Server;
   let jwksUrl: string;
+  const jwksAgents = new Set<string | undefined>();
 
   beforeAll(async () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-    jwks = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })));
+    jwks = createServer((req, res) => {
+      jwksAgents.add(req.headers['user-agent']);
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] }));
+    });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const address = jwks.address() as { port: number };
     jwksUrl = `http://127.0.0.1:${address.port}/jwks.json`;
@@ -305,6 +344,7 @@ describe('mode token with an external issuer', () => {
           .sign(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
         expectError(await call(ext.url, 'GET', '/v2/team/x/tags/list', { headers: bearer(forged) }), 401, 'UNAUTHORIZED');
         expect((await call(ext.url, 'GET', '/v2/team/x/tags/list', { headers: bearer(token) })).status).toBe(200);
+        if (source === 'JWKS') expect([...jwksAgents]).toEqual([`berth/${VERSION}`]);
       } finally {
         await ext.close();
         await rm(keyFile, { force: true });

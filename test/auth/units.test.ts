@@ -1,10 +1,14 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hashSync } from '@node-rs/bcrypt';
 import { describe, expect, it } from 'vitest';
 import { AccessRules, type Identity } from '../../src/auth/rules.js';
 import { globToRegExp } from '../../src/glob.js';
 import { covers, formatScopes, parseScopes } from '../../src/auth/scope.js';
 import { LoginThrottle } from '../../src/auth/throttle.js';
-import { parseHtpasswd, validateUserName } from '../../src/auth/users.js';
-import { parseAuthorization } from '../../src/auth/credentials.js';
+import { hashPassword, HtpasswdUsers, isBcryptHash, parseHtpasswd, validateUserName } from '../../src/auth/users.js';
+import { parseAuthorization, PasswordVerifier } from '../../src/auth/credentials.js';
 import { requiredAccess } from '../../src/auth/access.js';
 import { ConfigError, parseConfig } from '../../src/config.js';
 import { RegistryError } from '../../src/errors.js';
@@ -85,6 +89,10 @@ describe('required access', () => {
     expect(requiredAccess('HEAD', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull'] }]);
     expect(requiredAccess('PUT', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
     expect(requiredAccess('DELETE', manifest, undefined).repositories).toEqual([{ name: 'a/b', actions: ['delete'] }]);
+    // Cancelling an upload session deletes nothing stored: what uploading needs.
+    expect(requiredAccess('DELETE', { kind: 'upload', name: 'a/b', id: 'x' }, undefined).repositories).toEqual([
+      { name: 'a/b', actions: ['pull', 'push'] },
+    ]);
     const mount = requiredAccess('POST', { kind: 'uploads', name: 'a/b' }, 'c/d');
     expect(mount.repositories).toEqual([{ name: 'a/b', actions: ['pull', 'push'] }]);
     expect(mount.mountFrom).toBe('c/d');
@@ -96,10 +104,7 @@ describe('failed-login throttle', () => {
   it('locks an address and a user after maxFailures within the window, with Retry-After, then forgets', () => {
     let now = 1_000_000;
     const throttle = new LoginThrottle(3, 60_000, () => now);
-    for (let i = 0; i < 3; i++) {
-      throttle.check('10.0.0.1', 'bob');
-      throttle.failure('10.0.0.1', 'bob');
-    }
+    for (let i = 0; i < 3; i++) throttle.reserve('10.0.0.1', 'bob')(true);
     let error: RegistryError | undefined;
     try {
       throttle.check('10.0.0.1', 'carol');
@@ -120,6 +125,45 @@ describe('failed-login throttle', () => {
     now += 30_001;
     expect(() => throttle.check('10.0.0.1', 'bob')).not.toThrow();
   });
+
+  it('counts attempts in progress: no more than maxFailures are checked at once, and a success gives its place back', () => {
+    let now = 1_000_000;
+    const throttle = new LoginThrottle(3, 60_000, () => now);
+    const a = throttle.reserve('10.0.0.1', 'bob');
+    const b = throttle.reserve('10.0.0.2', 'bob');
+    const c = throttle.reserve('10.0.0.3', 'bob');
+    // bob has three checks in progress: a fourth is refused, from any address, for a second.
+    expect(() => throttle.reserve('10.0.0.4', 'bob')).toThrow(expect.objectContaining({ status: 429, headers: { 'Retry-After': '1' } }));
+    const d = throttle.reserve('10.0.0.1', 'carol');
+    const e = throttle.reserve('10.0.0.1', 'dave');
+    expect(() => throttle.reserve('10.0.0.1', 'erin')).toThrow(RegistryError); // 10.0.0.1 has three too
+    // In progress is not locked out (a remembered login passes `check`).
+    expect(() => throttle.check('10.0.0.1', 'bob')).not.toThrow();
+    a(false);
+    a(true); // settling twice changes nothing
+    b(true);
+    c(true);
+    d(false);
+    e(true);
+    // bob failed twice (b, c), 10.0.0.1 once (e): neither is locked out yet.
+    expect(() => throttle.check('10.0.0.5', 'bob')).not.toThrow();
+    expect(() => throttle.check('10.0.0.1', 'zoe')).not.toThrow();
+    throttle.reserve('10.0.0.5', 'bob')(true);
+    expect(() => throttle.check('10.0.0.6', 'bob')).toThrow(RegistryError);
+    throttle.reserve('10.0.0.1', 'carol')(true);
+    expect(() => throttle.check('10.0.0.1', 'zoe')).not.toThrow();
+    throttle.reserve('10.0.0.1', 'carol')(true);
+    expect(() => throttle.check('10.0.0.1', 'zoe')).toThrow(RegistryError);
+    // A check that outlives its window counts in the next one.
+    now += 60_001;
+    const late = throttle.reserve('10.0.0.9', 'yann');
+    now += 60_001;
+    late(true);
+    throttle.reserve('10.0.0.9', 'yann')(true);
+    expect(() => throttle.check('10.0.0.9', undefined)).not.toThrow();
+    throttle.reserve('10.0.0.9', 'yann')(true);
+    expect(() => throttle.check('10.0.0.9', undefined)).toThrow(RegistryError);
+  });
 });
 
 describe('credentials and users', () => {
@@ -138,6 +182,57 @@ describe('credentials and users', () => {
     expect(() => validateUserName('a:b')).toThrow();
     expect(() => validateUserName('anonymous')).toThrow();
     expect(() => validateUserName('authenticated')).toThrow();
+  });
+
+  it('hashes new passwords with bcrypt, refusing more than 72 bytes (counted in UTF-8)', async () => {
+    const hash = await hashPassword('a'.repeat(72));
+    expect(isBcryptHash(hash)).toBe(true);
+    expect(hash.startsWith('$2b$11$')).toBe(true);
+    await expect(hashPassword('a'.repeat(73))).rejects.toThrow(/at most 72 bytes/);
+    await expect(hashPassword('é'.repeat(37))).rejects.toThrow(/at most 72 bytes/); // 74 bytes in 37 characters
+    await expect(hashPassword('')).rejects.toThrow(/must not be empty/);
+  });
+
+  it('checks passwords against $2y$, $2a$ and $2b$ hashes (htpasswd -B writes $2y$), as htpasswd does beyond 72 bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-test-htpasswd-'));
+    try {
+      const file = join(dir, 'htpasswd');
+      const long = 'x'.repeat(80);
+      const lines = ['2y', '2a', '2b'].map((v) => `u${v}:${hashSync(`pw-${v}`, 4).replace(/^\$2b\$/, `$${v}$`)}`);
+      await writeFile(file, `${lines.join('\n')}\nlong:${hashSync(long, 4)}\n`);
+      const verifier = new PasswordVerifier(new HtpasswdUsers(file), new LoginThrottle(100, 60_000));
+      for (const v of ['2y', '2a', '2b']) {
+        expect((await verifier.check(`u${v}`, `pw-${v}`, '10.0.0.1'))?.name).toBe(`u${v}`);
+        expect(await verifier.check(`u${v}`, 'wrong', '10.0.0.1')).toBeUndefined();
+      }
+      // bcrypt reads 72 bytes: what an htpasswd user typed beyond them does not matter.
+      expect((await verifier.check('long', 'x'.repeat(72), '10.0.0.1'))?.name).toBe('long');
+      expect(await verifier.check('nobody', 'pw', '10.0.0.1')).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs two checks at a time, queues 256 more, and refuses the rest with 503 without counting them as failures', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-test-htpasswd-'));
+    try {
+      const file = join(dir, 'htpasswd');
+      await writeFile(file, `bob:${hashSync('right', 4)}\n`);
+      const throttle = new LoginThrottle(1000, 60_000);
+      const verifier = new PasswordVerifier(new HtpasswdUsers(file), throttle);
+      const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => verifier.check('bob', `guess-${i}`, '10.0.0.1')));
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(refused).toHaveLength(300 - 2 - 256);
+      for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+      expect(results.filter((r) => r.status === 'fulfilled' && r.value === undefined)).toHaveLength(258);
+      // 258 failures counted, not 300: 742 attempts are left in the window.
+      const held = Array.from({ length: 742 }, () => throttle.reserve('10.0.0.1', 'bob'));
+      expect(() => throttle.reserve('10.0.0.1', 'bob')).toThrow(RegistryError);
+      held.forEach((settle) => settle(false));
+      expect((await verifier.check('bob', 'right', '10.0.0.1'))?.name).toBe('bob');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('htpasswd: bcrypt lines only', () => {

@@ -68,7 +68,9 @@ describe('containerd ctr against Berth', () => {
   }
 
   beforeAll(async () => {
-    reg = await startRegistry();
+    // It holds a copy of docker.io/library/busybox under that name, with no upstream (an
+    // air-gapped mirror): docker.io is one of its names, so ?ns=docker.io is its own.
+    reg = await startRegistry({ http: { hostnames: ['docker.io'] } });
     host = reg.host;
     dockerd = await startDockerd({ insecureRegistries: [host] });
     work = await mkdtemp(join(tmpdir(), 'berth-ctr-e2e-'));
@@ -174,6 +176,7 @@ describe('containerd ctr against Berth', () => {
 
   it('pulls docker.io/library/busybox through Berth configured as a mirror with --hosts-dir', async () => {
     // Requests to the mirror carry ?ns=docker.io; Docker Hub itself is unreachable (dead proxy).
+    // Without docker.io in http.hostnames they would answer 404 (see test/proxy).
     const hostsDir = join(work, 'hosts');
     await mkdir(join(hostsDir, 'docker.io'), { recursive: true });
     await writeFile(

@@ -17,8 +17,17 @@ export interface RegistryProcess {
  * Runs the built `berth serve` as a child process on a free loopback port, as an
  * operator would (the tests that kill it need a real process). `npm test` builds dist/ first.
  */
-export async function spawnRegistry(dataDir: string, env: Record<string, string> = {}): Promise<RegistryProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+export async function spawnRegistry(
+  dataDir: string,
+  env: Record<string, string> = {},
+  options: { openFiles?: number } = {},
+): Promise<RegistryProcess> {
+  // With `openFiles`, under that open-files limit (soft and hard), as `ulimit -n` sets it.
+  const [command, args] =
+    options.openFiles === undefined
+      ? [process.execPath, [CLI, 'serve']]
+      : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, CLI, 'serve']];
+  const child = spawn(command, args, {
     env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_STORAGE_ROOT: dataDir, BERTH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

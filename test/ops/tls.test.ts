@@ -127,7 +127,7 @@ describe('TLS', () => {
       });
     }
     const session = http2Connect(origin, { ca });
-    cleanups.push(async () => session.close());
+    cleanups.push(async () => session.destroy());
     const download = (digest: string) =>
       new Promise<string>((resolve, reject) => {
         const stream = session.request({ ':path': `/v2/h2/blobs/${digest}` });
@@ -138,6 +138,38 @@ describe('TLS', () => {
       });
     const got = await Promise.all(Array.from({ length: 9 }, (_, i) => download(digests[i % 3]!)));
     expect(got).toEqual(Array.from({ length: 9 }, (_, i) => digests[i % 3]));
+  });
+
+  it('HTTP/2: a request refused before its body was read is answered, then its stream reset; an idle body is cut; the session goes on', async () => {
+    const certs = await tempDir('berth-certs-');
+    selfSigned(certs);
+    const ca = await readFile(join(certs, 'ca.crt'));
+    const reg = await startRegistry({
+      auth: { mode: 'basic', rules: [{ repositories: 'open/**', users: ['*'], actions: ['pull', 'push'] }] },
+      limits: { bodyIdleTimeout: '1s' },
+      http: { tlsCert: join(certs, 'server.crt'), tlsKey: join(certs, 'server.key') },
+    });
+    cleanups.push(() => reg.close());
+    const session = http2Connect(`https://${reg.host}`, { ca });
+    cleanups.push(async () => session.destroy());
+    const upload = session.request({ ':method': 'POST', ':path': '/v2/a/b/blobs/uploads/?digest=sha256:' + '0'.repeat(64), 'content-type': 'application/octet-stream' });
+    upload.on('error', () => undefined);
+    upload.write(Buffer.alloc(64 * 1024)); // and never ends the body
+    const status = await new Promise<number>((resolve) => upload.on('response', (headers) => resolve(Number(headers[':status']))));
+    expect(status).toBe(401);
+    upload.resume();
+    await new Promise((resolve) => upload.on('close', resolve));
+    expect(upload.rstCode).toBe(0); // NGHTTP2_NO_ERROR: answered, stop sending
+    // An upload that stops sending is cut: its stream is reset.
+    const idle = session.request({ ':method': 'POST', ':path': '/v2/open/x/blobs/uploads/?digest=sha256:' + '0'.repeat(64), 'content-type': 'application/octet-stream' });
+    idle.on('error', () => undefined);
+    idle.write(Buffer.alloc(1024));
+    await new Promise((resolve) => idle.on('close', resolve));
+    expect(idle.rstCode).not.toBe(0);
+    const health = session.request({ ':path': '/healthz' });
+    const healthStatus = await new Promise<number>((resolve) => health.on('response', (headers) => resolve(Number(headers[':status']))));
+    health.resume();
+    expect(healthStatus).toBe(200);
   });
 
   it('reloads the certificate on SIGHUP while a download over the old one goes on', async () => {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { call, descriptor, MT, pushImage, sha256 } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
+import { VERSION } from '../../src/version.js';
 
 interface Received {
   path: string;
@@ -92,6 +93,7 @@ describe('webhooks', () => {
     for (const r of toAll) {
       expect(r.headers['x-berth-signature-256']).toBe(`sha256=${createHmac('sha256', 's3cret').update(r.body).digest('hex')}`);
       expect(r.headers['content-type']).toBe('application/json');
+      expect(r.headers['user-agent']).toBe(`berth/${VERSION}`);
     }
     const events = toAll.map((r) => JSON.parse(r.body));
     expect(new Set(events.map((e) => e.id)).size).toBe(events.length);

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeConfig } from '../../src/config.js';
 import { UpstreamClient } from '../../src/proxy/client.js';
+import { VERSION } from '../../src/version.js';
 import { MT, pushImage } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -62,11 +63,14 @@ describe('upstream client: token flow, redirects, timeouts, back-off', () => {
   it('fetches a token on a Bearer challenge, reuses it until it expires, and follows redirects without it', async () => {
     let tokens = 0;
     const seen: string[] = [];
+    const agents = new Set<string | undefined>();
     const cdn = await listen((req, res) => {
+      agents.add(req.headers['user-agent']);
       seen.push(`cdn ${req.headers.authorization ?? 'none'}`);
       res.end('blob bytes');
     });
     const registry = await listen((req, res) => {
+      agents.add(req.headers['user-agent']);
       const url = new URL(req.url!, 'http://x');
       if (url.pathname === '/token') {
         tokens++;
@@ -109,6 +113,8 @@ describe('upstream client: token flow, redirects, timeouts, back-off', () => {
     expect(seen[3]).toBe('cdn none');
     expect(seen[4]).toMatch(/^HEAD \S+ none /); // expired: not sent; challenged and renewed
     expect(seen[5]).toMatch(/Bearer tok-2/);
+    // Registry, token server and blob storage alike learn who is asking.
+    expect([...agents]).toEqual([`berth/${VERSION}`]);
   });
 
   it('times out a silent upstream and backs off after repeated failures', async () => {

@@ -179,6 +179,27 @@ describe('pull-through cache', () => {
     expect((await call(mirror.url, 'GET', '/v2/_catalog')).json().repositories).toContain('hub/library/app');
   });
 
+  it('refuses ?ns= naming a registry it does not mirror (404 NAME_UNKNOWN): never the default upstream or a local image of that name', async () => {
+    const local = await pushImage(mirror.url, 'team/ns', 'v1');
+    const before = front.requests.length;
+    const manifest = expectError(
+      await call(mirror.url, 'GET', '/v2/library/app/manifests/v1?ns=quay.io', { headers: { accept: MT.ociManifest } }),
+      404,
+      'NAME_UNKNOWN',
+    );
+    expect(manifest.message).toContain('"quay.io"');
+    expect((await call(mirror.url, 'HEAD', '/v2/library/app/manifests/v1?ns=quay.io')).status).toBe(404);
+    expectError(await call(mirror.url, 'GET', `/v2/library/app/blobs/${images.v1.json.config.digest}?ns=quay.io`), 404, 'NAME_UNKNOWN');
+    expectError(await call(mirror.url, 'GET', '/v2/team/ns/tags/list?ns=ghcr.io'), 404, 'NAME_UNKNOWN');
+    expectError(await call(mirror.url, 'GET', '/v2/team/ns/manifests/v1?ns=ghcr.io'), 404, 'NAME_UNKNOWN');
+    expectError(await call(mirror.url, 'POST', '/v2/team/ns/blobs/uploads/?ns=ghcr.io'), 404, 'NAME_UNKNOWN');
+    expect(front.requests.length).toBe(before); // nothing asked upstream
+    // ?ns= naming the mirror itself is the same as none.
+    expect((await call(mirror.url, 'GET', `/v2/team/ns/tags/list?ns=${mirror.host}`)).json().tags).toEqual(['v1']);
+    const own = await call(mirror.url, 'GET', `/v2/team/ns/manifests/v1?ns=${mirror.host}`, { headers: { accept: MT.ociManifest } });
+    expect(own.body).toEqual(local.bytes);
+  });
+
   it('answers pushes into a mirrored namespace with 405, while local repositories take pushes on the same instance', async () => {
     const upload = expectError(await call(mirror.url, 'POST', '/v2/hub/library/app/blobs/uploads/'), 405, 'UNSUPPORTED');
     expect(upload.message).toContain('mirror of upstream "hub"');
@@ -421,4 +442,22 @@ describe('pull-through cache', () => {
     expect(restored.code, restored.stderr).toBe(0);
     await expectPulled('direct2', images.pub2);
   }, 60_000);
+});
+
+describe('?ns= without upstreams', () => {
+  it('a registry that mirrors nothing refuses every ?ns= but its own name, and takes its http.hostnames as its own', async () => {
+    const reg = await startRegistry({ http: { hostnames: ['registry.lan:5000'] } });
+    try {
+      const pushed = await pushImage(reg.url, 't/core', 'x');
+      expectError(await call(reg.url, 'GET', '/v2/t/core/manifests/x?ns=quay.io', { headers: { accept: MT.ociManifest } }), 404, 'NAME_UNKNOWN');
+      expectError(await call(reg.url, 'GET', '/v2/t/core/tags/list?ns=docker.io'), 404, 'NAME_UNKNOWN');
+      for (const ns of [reg.host, 'registry.lan:5000']) {
+        const res = await call(reg.url, 'GET', `/v2/t/core/manifests/x?ns=${ns}`, { headers: { accept: MT.ociManifest } });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual(pushed.bytes);
+      }
+    } finally {
+      await reg.close();
+    }
+  });
 });

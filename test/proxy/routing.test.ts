@@ -13,36 +13,58 @@ const upstreams = [
   { name: 'ghcr.io', url: 'https://ghcr.io/' },
 ];
 
+/** The host:port a request was sent to. */
+const HOST = 'registry.lan:5000';
+
 describe('mirror routing', () => {
   const routing = new MirrorRouting(makeConfig({ proxy: { upstreams, defaultUpstream: 'docker.io', local: ['team/**', 'ci/*'] } }).proxy);
 
   it('sends names without an upstream prefix to the default upstream, single names as library/<name>', () => {
-    expect(routing.resolve('library/busybox', undefined)).toEqual({ upstream: 'docker.io', remote: 'library/busybox', cache: 'docker.io/library/busybox' });
-    expect(routing.resolve('busybox', undefined)).toEqual({ upstream: 'docker.io', remote: 'library/busybox', cache: 'docker.io/library/busybox' });
-    expect(routing.resolve('org/app', undefined)?.cache).toBe('docker.io/org/app');
+    expect(routing.resolve('library/busybox', undefined, HOST)).toEqual({ upstream: 'docker.io', remote: 'library/busybox', cache: 'docker.io/library/busybox' });
+    expect(routing.resolve('busybox', undefined, HOST)).toEqual({ upstream: 'docker.io', remote: 'library/busybox', cache: 'docker.io/library/busybox' });
+    expect(routing.resolve('org/app', undefined, HOST)?.cache).toBe('docker.io/org/app');
   });
 
   it('selects the upstream by ?ns= (its name or its URL host) and by path prefix, into the same cache', () => {
-    expect(routing.resolve('org/tool', 'ghcr.io')).toEqual({ upstream: 'ghcr.io', remote: 'org/tool', cache: 'ghcr.io/org/tool' });
-    expect(routing.resolve('library/busybox', 'registry-1.docker.io')?.cache).toBe('docker.io/library/busybox');
-    expect(routing.resolve('ghcr.io/org/tool', undefined)).toEqual({ upstream: 'ghcr.io', remote: 'org/tool', cache: 'ghcr.io/org/tool' });
-    expect(routing.resolve('docker.io/library/busybox', undefined)?.cache).toBe('docker.io/library/busybox');
-    // A host that is no upstream (containerd sends the mirror's own name too) changes nothing.
-    expect(routing.resolve('team/app', 'registry.lan:5000')).toBeUndefined();
+    expect(routing.resolve('org/tool', 'ghcr.io', HOST)).toEqual({ upstream: 'ghcr.io', remote: 'org/tool', cache: 'ghcr.io/org/tool' });
+    expect(routing.resolve('library/busybox', 'registry-1.docker.io', HOST)?.cache).toBe('docker.io/library/busybox');
+    expect(routing.resolve('ghcr.io/org/tool', undefined, HOST)).toEqual({ upstream: 'ghcr.io', remote: 'org/tool', cache: 'ghcr.io/org/tool' });
+    expect(routing.resolve('docker.io/library/busybox', undefined, HOST)?.cache).toBe('docker.io/library/busybox');
+  });
+
+  it('refuses an ?ns= naming a registry that is neither an upstream nor Berth itself', () => {
+    // A pull of quay.io/t/core through a catch-all mirror must not get docker.io's t/core or a local one.
+    for (const name of ['t/core', 'team/app', 'library/busybox']) {
+      expect(() => routing.resolve(name, 'quay.io', HOST)).toThrow(expect.objectContaining({ code: 'NAME_UNKNOWN', status: 404 }));
+    }
+    expect(() => routing.resolve('t/core', 'Quay.IO', HOST)).toThrow(/registry "Quay.IO" is not mirrored here/);
+    // Repeated (an array from the query parser) names no registry either.
+    expect(() => routing.resolve('t/core', ['docker.io', 'quay.io'] as unknown as string, HOST)).toThrow(/not mirrored here/);
+  });
+
+  it('an ?ns= naming Berth itself (the host the request was sent to, or http.hostnames) is as if there were none', () => {
+    expect(routing.resolve('team/app', HOST, HOST)).toBeUndefined();
+    expect(routing.resolve('team/app', 'REGISTRY.lan:5000', HOST)).toBeUndefined();
+    expect(routing.resolve('org/app', HOST, HOST)?.cache).toBe('docker.io/org/app');
+    expect(routing.resolve('ghcr.io/org/tool', HOST, HOST)?.upstream).toBe('ghcr.io');
+    const aliased = new MirrorRouting(makeConfig({ proxy: { upstreams } }).proxy, ['registry.lan:5000', 'berth.example']);
+    expect(aliased.resolve('team/app', 'berth.example', '10.1.2.3:5000')).toBeUndefined();
+    expect(aliased.resolve('team/app', 'registry.lan:5000', '10.1.2.3:5000')).toBeUndefined();
+    expect(() => aliased.resolve('team/app', 'registry.lan', '10.1.2.3:5000')).toThrow(/not mirrored here/);
   });
 
   it('keeps the local namespaces local', () => {
-    expect(routing.resolve('team/app', undefined)).toBeUndefined();
-    expect(routing.resolve('team/a/b', undefined)).toBeUndefined();
-    expect(routing.resolve('ci/app', undefined)).toBeUndefined();
-    expect(routing.resolve('ci/a/b', undefined)?.upstream).toBe('docker.io');
+    expect(routing.resolve('team/app', undefined, HOST)).toBeUndefined();
+    expect(routing.resolve('team/a/b', undefined, HOST)).toBeUndefined();
+    expect(routing.resolve('ci/app', undefined, HOST)).toBeUndefined();
+    expect(routing.resolve('ci/a/b', undefined, HOST)?.upstream).toBe('docker.io');
   });
 
   it('without a default upstream only ?ns= and prefixes are mirrored', () => {
     const plain = new MirrorRouting(makeConfig({ proxy: { upstreams } }).proxy);
-    expect(plain.resolve('library/busybox', undefined)).toBeUndefined();
-    expect(plain.resolve('library/busybox', 'docker.io')?.cache).toBe('docker.io/library/busybox');
-    expect(plain.resolve('ghcr.io/org/tool', undefined)?.remote).toBe('org/tool');
+    expect(plain.resolve('library/busybox', undefined, HOST)).toBeUndefined();
+    expect(plain.resolve('library/busybox', 'docker.io', HOST)?.cache).toBe('docker.io/library/busybox');
+    expect(plain.resolve('ghcr.io/org/tool', undefined, HOST)?.remote).toBe('org/tool');
   });
 });
 
