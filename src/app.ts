@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { RequestListener, Server } from 'node:http';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -17,6 +16,7 @@ import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
 import { Lifecycle } from './gc/service.js';
+import { prepareDataDirectory } from './ops/data-dir.js';
 import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
 import { Metrics } from './ops/metrics.js';
@@ -29,7 +29,9 @@ import { Actors, installOperations } from './routes/ops.js';
  * caller (server.ts, tests) decides where. Closing the app closes the index.
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
-  await mkdir(config.storage.root, { recursive: true });
+  // TLS files and the data directory are checked before anything is opened.
+  const tls = await serverOptions(config.http);
+  await prepareDataDirectory(config.storage.root);
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
   await files.init();
   const index = new MetadataIndex(join(config.storage.root, 'index.db'), {
@@ -51,7 +53,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   // With TLS the server is an HTTP/2 one (answering HTTP/1.1 too); routes use only what both share.
   const app = Fastify({
     genReqId: nextRequestId,
-    ...(await serverOptions(config.http)),
+    ...tls,
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './config.js';
+import { SetupError } from './setup-error.js';
 import { serveCommand } from './cli/serve.js';
 import { userCommand } from './cli/user.js';
 import { duCommand } from './cli/du.js';
@@ -57,8 +57,10 @@ main(process.argv.slice(2)).then(
     if (code !== 'running') process.exit(code);
   },
   (err: unknown) => {
-    const known = err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    console.error(known ? `berth: ${(err as Error).message}` : err);
+    // A setup mistake (or a wrong option) is told in a line per problem; anything else is a bug, with its stack.
+    const known = err instanceof SetupError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    if (known) for (const line of (err as Error).message.split('\n')) console.error(`berth: ${line}`);
+    else console.error(err);
     process.exit(1);
   },
 );
