@@ -17,8 +17,16 @@ export interface RegistryProcess {
  * Runs the built `berth serve` as a child process on a free loopback port, as an
  * operator would (the tests that kill it need a real process). `npm test` builds dist/ first.
  */
-export async function spawnRegistry(dataDir: string, env: Record<string, string> = {}): Promise<RegistryProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+export async function spawnRegistry(
+  dataDir: string,
+  env: Record<string, string> = {},
+  options: { /** Run as this uid (and gid), as an unprivileged user would. */ uid?: number } = {},
+): Promise<RegistryProcess> {
+  const [command, args] =
+    options.uid === undefined
+      ? [process.execPath, [CLI, 'serve']]
+      : ['setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, CLI, 'serve']];
+  const child = spawn(command, args, {
     env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_STORAGE_ROOT: dataDir, BERTH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
