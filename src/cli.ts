@@ -9,6 +9,7 @@ import { gcCommand } from './cli/gc.js';
 import { repoCommand } from './cli/repo.js';
 import { certCommand } from './cli/cert.js';
 import { healthcheckCommand } from './cli/healthcheck.js';
+import { readOnlyCommand } from './cli/read-only.js';
 
 /** A subcommand: receives its own arguments, returns the exit code (or never, for servers). */
 export type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number | 'running'>;
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   repo: { run: repoCommand, summary: 'repo rm NAME: delete a repository' },
   cert: { run: certCommand, summary: 'cert self-signed --host NAME: a CA and server certificate for TLS' },
   healthcheck: { run: healthcheckCommand, summary: 'exit 0 when the local server is ready (/readyz), 1 otherwise' },
+  'read-only': { run: readOnlyCommand, summary: 'read-only on|off|status [--reason TEXT]: maintenance mode of the local server' },
 };
 
 function usage(): string {

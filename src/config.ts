@@ -281,8 +281,8 @@ const VARIABLES: ReadonlyMap<string, string> = new Map(
   ),
 );
 
-/** Variables Berth reads that are not configuration keys. */
-const OTHER_VARIABLES = new Set(['BERTH_CONFIG']);
+/** Variables Berth reads that are not configuration keys: the file, and `berth read-only`'s credentials. */
+const OTHER_VARIABLES = new Set(['BERTH_CONFIG', 'BERTH_ADMIN_USER', 'BERTH_ADMIN_PASSWORD']);
 
 interface Overrides {
   values: RawConfig;
