@@ -5,7 +5,7 @@ import { createAuth, type Auth } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
 import { BlobService } from './blobstore/service.js';
 import { UploadSessions } from './blobstore/uploads.js';
-import type { Config } from './config.js';
+import { splitAddress, type Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
@@ -86,7 +86,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   lifecycle.onCollected((report) => metrics.collected(report));
   lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
   app.decorate('operations', { metrics, maintenance });
-  const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok));
+  const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok), {
+    scheme: config.http.tlsCert === '' ? 'http' : 'https',
+    port: splitAddress(config.http.addr).port,
+  });
   notifier.start();
 
   app.addHook('onRequest', (_request, reply, done) => {

@@ -107,7 +107,10 @@ const upstream = z
 
 /**
  * A webhook receiver: the events it wants (`push`, `pull`, `delete`) in the repositories
- * matching its globs, signed with `secret` (HMAC-SHA256) when one is set.
+ * matching its globs, signed with `secret` (HMAC-SHA256) when one is set. `format:
+ * distribution` sends Distribution's (registry:2) envelope instead of Berth's event, and
+ * `headers` are added to every delivery (written as Distribution's configuration does,
+ * a value or a list of values).
  */
 const webhookEndpoint = z
   .object({
@@ -117,6 +120,11 @@ const webhookEndpoint = z
     events: z.array(z.enum(['push', 'pull', 'delete'])).default(['push', 'pull', 'delete']),
     repositories: z.array(z.string().min(1)).default(['**']),
     timeout: duration.default(10_000),
+    format: z.enum(['berth', 'distribution']).default('berth'),
+    headers: z
+      .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name'), z.union([z.string(), z.array(z.string())]))
+      .transform((headers) => Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value])))
+      .default({}),
   })
   .strict();
 
