@@ -51,7 +51,7 @@ async function makeDirectory(path: string, root: string): Promise<void> {
     if (code === 'EACCES' || code === 'EPERM') {
       const owner = `${process.getuid?.()}:${process.getgid?.()}`;
       throw new SetupError(
-        `storage.root ${root} cannot be created: this user (uid ${process.getuid?.()}) may not write to ${parent}; create it for this user (mkdir -p ${root} && chown -R ${owner} ${root}) or set storage.root (BERTH_STORAGE_ROOT) to a directory it owns`,
+        `storage.root ${root} cannot be created: this user (uid ${process.getuid?.()}) may not write to ${parent}; give that to it with \`chown -R ${owner} ${parent}\` (for a bind mount, the host folder) or set storage.root (BERTH_STORAGE_ROOT) to a directory it owns`,
       );
     }
     if (code !== 'EEXIST') throw storageProblem(root, path, err);

@@ -134,7 +134,7 @@ describe('startup mistakes get one line saying what to fix', () => {
     const below = join(dir, 'root-owned-parent', 'data');
     await mkdir(join(dir, 'root-owned-parent'), { mode: 0o755 });
     const create = await berth(['serve'], { BERTH_STORAGE_ROOT: below }, { asNobody: true, cwd: dir });
-    expectOneLine(create, new RegExp(`storage\\.root ${below} cannot be created: this user \\(uid ${NOBODY}\\) may not write to ${dir}/root-owned-parent; .*mkdir -p ${below}`));
+    expectOneLine(create, new RegExp(`storage\\.root ${below} cannot be created: this user \\(uid ${NOBODY}\\) may not write to ${dir}/root-owned-parent; give that to it with \`chown -R ${NOBODY}:${NOBODY} ${dir}/root-owned-parent\``));
   });
 
   it.runIf(asRoot)('a TLS key only root may read, and a port only root may bind', async () => {
