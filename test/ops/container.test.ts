@@ -33,7 +33,7 @@ interface Image {
 async function readImage(): Promise<Image> {
   const text = (await readFile(join(ROOT, 'Dockerfile'), 'utf8')).replace(/\\\n/g, ' ');
   const lines = text.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-  const stage = lines.slice(lines.findLastIndex((line) => /^FROM\s/i.test(line)));
+  const stage = lines.slice(lines.map((line) => /^FROM\s/i.test(line)).lastIndexOf(true));
   const image: Image = { env: {}, workdir: '/', user: 'root', volumes: [], entrypoint: [], cmd: [], healthcheck: [] };
   for (const line of stage) {
     const [, instruction, rest] = /^(\w+)\s+(.*)$/.exec(line.trim())!;
