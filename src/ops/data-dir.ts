@@ -1,4 +1,5 @@
 import { constants } from 'node:fs';
+import { statSync } from 'node:fs';
 import { access, mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errnoCode, SetupError } from '../setup-error.js';
@@ -81,3 +82,21 @@ function storageProblem(root: string, path: string, err: unknown): SetupError {
       return new SetupError(`${at} cannot be used (${code ?? (err as Error).message}); set storage.root (BERTH_STORAGE_ROOT) to a writable directory`);
   }
 }
+
+/**
+ * What to tell when the index of an existing data directory does not open for a
+ * maintenance command (`berth gc`, `du`, `fsck`, `repo`): mostly, run as another user
+ * than the directory's owner. Other errors are returned as they are.
+ */
+export function indexOpenProblem(root: string, err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === undefined || !/^(SQLITE_READONLY|SQLITE_CANTOPEN|SQLITE_PERM|SQLITE_AUTH|EACCES|EPERM)/.test(code)) return err;
+  let owner = '';
+  try {
+    owner = ` (uid ${statSync(root).uid})`;
+  } catch {
+    // the owner is only a hint
+  }
+  return new SetupError(`storage.root ${root}: this user (uid ${process.getuid?.()}) may not write its index (${code}); run berth as the owner of the directory${owner}`);
+}
+

@@ -125,6 +125,12 @@ describe('startup mistakes get one line saying what to fix', () => {
     await mkdir(owned, { mode: 0o755 });
     const outcome = await berth(['serve'], { BERTH_STORAGE_ROOT: owned }, { asNobody: true, cwd: dir });
     expectOneLine(outcome, new RegExp(`storage\\.root ${owned} is not writable by this user \\(uid ${NOBODY}\\): .*chown -R ${NOBODY}:${NOBODY} ${owned}`));
+    // A maintenance command run by another user than the data's owner.
+    const made = await berth(['user', 'list'], { BERTH_STORAGE_ROOT: owned });
+    expect(made.code, made.stderr).toBe(0);
+    const gc = await berth(['gc', '--dry-run'], { BERTH_STORAGE_ROOT: owned }, { asNobody: true, cwd: dir });
+    expectOneLine(gc, new RegExp(`storage\\.root ${owned}: this user \\(uid ${NOBODY}\\) may not write its index \\(SQLITE_READONLY\\w*\\); run berth as the owner of the directory \\(uid 0\\)`));
+    await rm(join(owned, 'index.db'));
     // A directory given to the user without -R: the index inside is still root's.
     await chown(owned, NOBODY, NOBODY);
     await writeFile(join(owned, 'index.db'), '');
