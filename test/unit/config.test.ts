@@ -61,7 +61,9 @@ describe('configuration', () => {
 
 describe('configuration from registry:2 habits and the environment', () => {
   it('accepts :PORT for every interface, and refuses ports beyond 65535', () => {
-    expect(parseConfig('http:\n  addr: ":5000"\nmetrics:\n  addr: ":9090"\n').http.addr).toBe(':5000');
+    // registry:2 configurations write it unquoted.
+    const fromRegistry2 = parseConfig('http:\n  addr: :5000\nmetrics:\n  addr: :9090\n');
+    expect([fromRegistry2.http.addr, fromRegistry2.metrics.addr]).toEqual([':5000', ':9090']);
     expect(parseConfig(undefined, { BERTH_METRICS_ADDR: ':9090' }).metrics.addr).toBe(':9090');
     expect(parseConfig(undefined, { BERTH_HTTP_ADDR: '[::]:5000' }).http.addr).toBe('[::]:5000');
     expect(() => parseConfig('http:\n  addr: 0.0.0.0:65536\n', {}, 'berth.yaml')).toThrow(/^berth\.yaml: http\.addr: the port must be between 0 and 65535$/);
