@@ -53,6 +53,19 @@ describe('running the berth command', () => {
     expect(result.stdout).toBe(`${version}\n`);
   });
 
+  it('berth on the PATH after npm link (into a prefix of its own here)', () => {
+    const prefix = join(dir, 'linked');
+    const link = spawnSync('npm', ['link', '--ignore-scripts', '--no-audit', '--no-fund'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_prefix: prefix },
+    });
+    expect(link.status, link.stderr).toBe(0);
+    const result = onPath(join(prefix, 'bin'));
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(`${version}\n`);
+  });
+
   it('the script says what to do when dist/ was not built', async () => {
     const clone = join(dir, 'unbuilt');
     await mkdir(clone);
