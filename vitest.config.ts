@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // `include` is set per project: with `extends: true` a project's list adds to the root's.
 const conformanceWithAuth = (mode: 'basic' | 'token') => ({
   extends: true as const,
-  test: { name: `conformance-${mode}`, include: ['test/conformance/**/*.test.ts'], env: { BERTH_CONFORMANCE_AUTH: mode } },
+  test: { name: `conformance-${mode}`, include: ['test/conformance/**/*.test.ts'], env: { TEST_CONFORMANCE_AUTH: mode } },
 });
 
 export default defineConfig({

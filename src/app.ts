@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, Server } from 'node:http';
 import { join } from 'node:path';
 import proxyAddr from '@fastify/proxy-addr';
@@ -7,7 +6,7 @@ import { createAuth, type Auth } from './auth/index.js';
 import { BlobFiles } from './blobstore/files.js';
 import { BlobService } from './blobstore/service.js';
 import { UploadSessions } from './blobstore/uploads.js';
-import type { Config } from './config.js';
+import { splitAddress, type Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
 import { ManifestService } from './manifests/service.js';
@@ -19,6 +18,7 @@ import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
 import { Lifecycle } from './gc/service.js';
+import { prepareDataDirectory } from './ops/data-dir.js';
 import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
 import { connectionLimit, openFilesLimit } from './ops/connections.js';
@@ -32,7 +32,9 @@ import { Actors, installOperations } from './routes/ops.js';
  * caller (server.ts, tests) decides where. Closing the app closes the index.
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
-  await mkdir(config.storage.root, { recursive: true });
+  // TLS files and the data directory are checked before anything is opened.
+  const tls = await serverOptions(config.http);
+  await prepareDataDirectory(config.storage.root);
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
   await files.init();
   const index = new MetadataIndex(join(config.storage.root, 'index.db'), {
@@ -59,7 +61,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const app = Fastify({
     genReqId: nextRequestId,
     trustProxy: trust ?? false,
-    ...(await serverOptions(config.http)),
+    ...tls,
     logger: { level: config.log.level, redact: ['req.headers.authorization'] },
     // One access-log line per request, written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -103,7 +105,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   lifecycle.onCollected((report) => metrics.collected(report));
   lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
   app.decorate('operations', { metrics, maintenance });
-  const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok));
+  const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok), {
+    scheme: config.http.tlsCert === '' ? 'http' : 'https',
+    port: splitAddress(config.http.addr).port,
+  });
   notifier.start();
 
   app.addHook('onRequest', (_request, reply, done) => {

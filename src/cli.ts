@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError } from './config.js';
+import { SetupError } from './setup-error.js';
 import { serveCommand } from './cli/serve.js';
 import { userCommand } from './cli/user.js';
 import { duCommand } from './cli/du.js';
@@ -9,6 +9,7 @@ import { repoCommand } from './cli/repo.js';
 import { certCommand } from './cli/cert.js';
 import { healthcheckCommand } from './cli/healthcheck.js';
 import { VERSION } from './version.js';
+import { readOnlyCommand } from './cli/read-only.js';
 
 /** A subcommand: receives its own arguments, returns the exit code (or never, for servers). */
 export type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number | 'running'>;
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   repo: { run: repoCommand, summary: 'repo rm NAME: delete a repository' },
   cert: { run: certCommand, summary: 'cert self-signed --host NAME: a CA and server certificate for TLS' },
   healthcheck: { run: healthcheckCommand, summary: 'exit 0 when the local server is ready (/readyz), 1 otherwise' },
+  'read-only': { run: readOnlyCommand, summary: 'read-only on|off|status [--reason TEXT]: maintenance mode of the local server' },
 };
 
 function usage(): string {
@@ -52,8 +54,10 @@ main(process.argv.slice(2)).then(
     if (code !== 'running') process.exit(code);
   },
   (err: unknown) => {
-    const known = err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    console.error(known ? `berth: ${(err as Error).message}` : err);
+    // A setup mistake (or a wrong option) is told in a line per problem; anything else is a bug, with its stack.
+    const known = err instanceof SetupError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    if (known) for (const line of (err as Error).message.split('\n')) console.error(`berth: ${line}`);
+    else console.error(err);
     process.exit(1);
   },
 );

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import proxyAddr from '@fastify/proxy-addr';
 import { z } from 'zod';
+import { errnoCode, SetupError } from './setup-error.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -92,15 +93,25 @@ const upstream = z
     timeout: duration.default(30_000),
   })
   .strict()
-  .transform((u) => ({
-    ...u,
-    url: u.url.replace(/\/$/, ''),
-    password: u.passwordFile === '' ? u.password : readFileSync(u.passwordFile, 'utf8').trim(),
-  }));
+  .transform((u, ctx) => {
+    let password = u.password;
+    if (u.passwordFile !== '') {
+      try {
+        password = readFileSync(u.passwordFile, 'utf8').trim();
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['passwordFile'], message: `cannot read ${u.passwordFile} (${errnoCode(err) ?? (err as Error).message})` });
+        return z.NEVER;
+      }
+    }
+    return { ...u, url: u.url.replace(/\/$/, ''), password };
+  });
 
 /**
  * A webhook receiver: the events it wants (`push`, `pull`, `delete`) in the repositories
- * matching its globs, signed with `secret` (HMAC-SHA256) when one is set.
+ * matching its globs, signed with `secret` (HMAC-SHA256) when one is set. `format:
+ * distribution` sends Distribution's (registry:2) envelope instead of Berth's event, and
+ * `headers` are added to every delivery (written as Distribution's configuration does,
+ * a value or a list of values).
  */
 const webhookEndpoint = z
   .object({
@@ -110,6 +121,11 @@ const webhookEndpoint = z
     events: z.array(z.enum(['push', 'pull', 'delete'])).default(['push', 'pull', 'delete']),
     repositories: z.array(z.string().min(1)).default(['**']),
     timeout: duration.default(10_000),
+    format: z.enum(['berth', 'distribution']).default('berth'),
+    headers: z
+      .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name'), z.union([z.string(), z.array(z.string())]))
+      .transform((headers) => Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : value])))
+      .default({}),
   })
   .strict();
 
@@ -127,7 +143,17 @@ const trustedProxy = z.string().refine((value) => {
   }
 }, 'expected an IP address, a CIDR range (10.0.0.0/8, fd00::/8), loopback, linklocal or uniquelocal');
 
-const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
+
+/**
+ * `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every interface (as registry:2 writes it).
+ * Port 0 picks a free port.
+ */
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. 0.0.0.0:5000 or :5000', abort: true })
+  .refine((addr) => Number(addr.slice(addr.lastIndexOf(':') + 1)) <= 65535, {
+    message: 'the port must be between 0 and 65535',
+  });
 
 export const configSchema = z
   .object({
@@ -269,26 +295,84 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 type RawConfig = Record<string, unknown>;
 
+/** The environment variable of a key: http.addr -> BERTH_HTTP_ADDR, uploads.idleTimeout -> BERTH_UPLOADS_IDLE_TIMEOUT. */
+function variableName(section: string, key: string): string {
+  return `BERTH_${section.toUpperCase()}_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** Every `section.key` of the schema with its environment variable. */
+const VARIABLES: ReadonlyMap<string, string> = new Map(
+  Object.entries(configSchema.shape).flatMap(([section, shape]) =>
+    Object.keys((shape as unknown as { unwrap(): z.ZodObject }).unwrap().shape).map(
+      (key) => [`${section}.${key}`, variableName(section, key)] as const,
+    ),
+  ),
+);
+
+/** Variables Berth reads that are not configuration keys: the file, and `berth read-only`'s credentials. */
+const OTHER_VARIABLES = new Set(['BERTH_CONFIG', 'BERTH_ADMIN_USER', 'BERTH_ADMIN_PASSWORD']);
+
+interface Overrides {
+  values: RawConfig;
+  /** `section.key` -> the variable that set it, to name it in errors. */
+  sources: Map<string, string>;
+}
+
 /**
  * Environment overrides: every leaf key has a variable BERTH_<SECTION>_<KEY>, with the
- * camelCase key in upper snake case (http.addr -> BERTH_HTTP_ADDR, uploads.idleTimeout ->
- * BERTH_UPLOADS_IDLE_TIMEOUT). A `_FILE` suffix reads the value from that file instead.
+ * camelCase key in upper snake case. A `_FILE` suffix reads the value from that file instead.
  */
-export function envOverrides(env: NodeJS.ProcessEnv): RawConfig {
-  const out: RawConfig = {};
-  for (const [section, shape] of Object.entries(configSchema.shape)) {
-    const inner = (shape as unknown as { unwrap(): z.ZodObject }).unwrap().shape;
-    for (const key of Object.keys(inner)) {
-      const name = `BERTH_${section.toUpperCase()}_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-      let value = env[name];
-      const file = env[`${name}_FILE`];
-      if (value === undefined && file !== undefined) value = readFileSync(file, 'utf8').trim();
-      if (value === undefined) continue;
-      const sectionOut = (out[section] ??= {}) as RawConfig;
-      sectionOut[key] = coerce(value);
+function envOverrides(env: NodeJS.ProcessEnv): Overrides {
+  const values: RawConfig = {};
+  const sources = new Map<string, string>();
+  for (const [path, name] of VARIABLES) {
+    let value = env[name];
+    let source = name;
+    const file = env[`${name}_FILE`];
+    if (value === undefined && file !== undefined) {
+      source = `${name}_FILE`;
+      try {
+        value = readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new ConfigError(`${source}: cannot read ${file} (${errnoCode(err) ?? (err as Error).message})`);
+      }
     }
+    if (value === undefined) continue;
+    const [section, key] = path.split('.') as [string, string];
+    const sectionOut = (values[section] ??= {}) as RawConfig;
+    sectionOut[key] = coerce(value);
+    sources.set(path, source);
   }
-  return out;
+  return { values, sources };
+}
+
+/**
+ * Refuses BERTH_* variables that Berth does not know, as the file refuses unknown keys:
+ * a misspelt variable would otherwise be ignored without a word. `allowed` adds the
+ * variables the configuration itself names (upstream passwords' `passwordEnv`).
+ */
+function checkVariableNames(env: NodeJS.ProcessEnv, allowed: ReadonlySet<string>): void {
+  const known = new Set([...VARIABLES.values()].flatMap((name) => [name, `${name}_FILE`]));
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('BERTH_') || known.has(name) || OTHER_VARIABLES.has(name) || allowed.has(name)) continue;
+    const candidates = [...known, ...OTHER_VARIABLES];
+    const nearest = candidates.reduce((best, candidate) => (editDistance(name, candidate) < editDistance(name, best) ? candidate : best));
+    const hint = editDistance(name, nearest) <= Math.max(2, Math.floor(name.length / 5)) ? ` (did you mean ${nearest}?)` : '';
+    throw new ConfigError(`${name} is not a Berth setting${hint}; every setting is listed in config/default.yaml`);
+  }
+}
+
+/** Levenshtein distance, for suggesting the variable a typo meant. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /** Environment values are strings: "true", "false" and numbers become what YAML would make of them. */
@@ -316,25 +400,43 @@ function isPlainObject(value: unknown): value is RawConfig {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export class ConfigError extends Error {}
+/** A configuration that cannot be used: a file, a key or an environment variable, named in the message. */
+export class ConfigError extends SetupError {
+  override name = 'ConfigError';
+}
 
-/** Parses YAML text (if any) plus environment overrides into a validated, frozen Config. */
+/**
+ * Parses YAML text (if any) plus environment overrides into a validated, frozen Config.
+ * `source` names the file in errors; a value from the environment is named by its variable.
+ */
 export function parseConfig(yamlText: string | undefined, env: NodeJS.ProcessEnv = {}, source = 'config'): Config {
   let fromFile: unknown = {};
   if (yamlText !== undefined) {
     try {
       fromFile = parseYaml(yamlText) ?? {};
     } catch (err) {
-      throw new ConfigError(`${source}: ${(err as Error).message}`);
+      // The YAML parser's message goes on with a picture of the line; its first line says it all.
+      throw new ConfigError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }
     if (!isPlainObject(fromFile)) throw new ConfigError(`${source}: expected a mapping at the top level`);
   }
-  const result = configSchema.safeParse(merge(fromFile as RawConfig, envOverrides(env)));
+  const overrides = envOverrides(env);
+  const result = configSchema.safeParse(merge(fromFile as RawConfig, overrides.values));
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
+    const lines = result.error.issues.map((issue) => {
+      const path = issue.path.map(String);
+      const variable = overrides.sources.get(path.slice(0, 2).join('.'));
+      // A value from the environment is named by its variable, one from the file by its key.
+      if (variable !== undefined) {
+        const within = path.slice(2).join('.');
+        return `${variable}${within === '' ? '' : ` (at ${within})`}: ${issue.message}`;
+      }
+      return `${source}: ${path.join('.') || '(top level)'}: ${issue.message}`;
+    });
+    throw new ConfigError(lines.join('\n'));
   }
   const config = result.data;
+  checkVariableNames(env, new Set(config.proxy.upstreams.map((u) => u.passwordEnv).filter((name) => name !== '')));
   config.storage.root = resolve(config.storage.root);
   for (const u of config.proxy.upstreams) {
     if (u.passwordEnv !== '') u.password = env[u.passwordEnv] ?? '';
@@ -342,8 +444,19 @@ export function parseConfig(yamlText: string | undefined, env: NodeJS.ProcessEnv
   return deepFreeze(config);
 }
 
+/** Reads the configuration file (none: the defaults) and the environment. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Config {
-  return parseConfig(file === undefined ? undefined : readFileSync(file, 'utf8'), env, file ?? 'defaults');
+  if (file === undefined || file === '') return parseConfig(undefined, env);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = errnoCode(err);
+    const what =
+      code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a file' : code === 'EACCES' ? 'is not readable by this user' : `cannot be read (${code ?? (err as Error).message})`;
+    throw new ConfigError(`configuration file ${resolve(file)} ${what}: give --config (or BERTH_CONFIG) a YAML file, such as config/default.yaml`);
+  }
+  return parseConfig(text, env, file);
 }
 
 /** Builds a config for embedding and tests: defaults plus the given sections. */

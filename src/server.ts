@@ -6,14 +6,21 @@ import { buildApp } from './app.js';
 import { metricsHandler } from './routes/ops.js';
 import { readKeyPair } from './tls/server.js';
 import { splitAddress, type Config } from './config.js';
+import { errnoCode, SetupError } from './setup-error.js';
 
 /** Starts the registry on the configured address and closes it cleanly on SIGTERM/SIGINT. */
 export async function serve(config: Config): Promise<FastifyInstance> {
   keepTickShape();
   const app = await buildApp(config);
   const { host, port } = splitAddress(config.http.addr);
-  await app.listen({ host, port });
-  const metricsServer = config.metrics.enabled && config.metrics.addr !== '' ? await listenMetrics(app, config.metrics.addr) : undefined;
+  let metricsServer: FastifyInstance | undefined;
+  try {
+    await listen(app, 'http.addr', config.http.addr);
+    if (config.metrics.enabled && config.metrics.addr !== '') metricsServer = await listenMetrics(app, config.metrics.addr);
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   const address = app.server.address();
   app.log.info(
     {
@@ -103,9 +110,35 @@ function keepTickShape(): void {
 async function listenMetrics(app: FastifyInstance, addr: string): Promise<FastifyInstance> {
   const server = Fastify({ logger: false });
   server.get('/metrics', metricsHandler(app.operations.metrics));
-  const { host, port } = splitAddress(addr);
-  await server.listen({ host, port });
+  await listen(server, 'metrics.addr', addr);
   return server;
+}
+
+/**
+ * Listens on `addr`; `:PORT` means every interface, IPv6 and IPv4 where the machine has
+ * IPv6, IPv4 alone otherwise. The usual mistakes become a SetupError naming the key.
+ */
+async function listen(server: FastifyInstance, key: string, addr: string): Promise<void> {
+  const { host, port } = splitAddress(addr);
+  try {
+    try {
+      await server.listen({ host: host === '' ? '::' : host, port });
+    } catch (err) {
+      if (host !== '' || errnoCode(err) !== 'EAFNOSUPPORT') throw err;
+      await server.listen({ host: '0.0.0.0', port });
+    }
+  } catch (err) {
+    const code = errnoCode(err);
+    const fix: Record<string, string> = {
+      EADDRINUSE: `port ${port} is in use by another process (a second Berth or registry?): stop it or choose another port`,
+      EACCES: `port ${port} needs privileges this user lacks: use a port above 1023 (map it in front) or grant CAP_NET_BIND_SERVICE`,
+      EADDRNOTAVAIL: `${host} is not an address of this machine: use one of its addresses, 0.0.0.0 or :${port}`,
+      ENOTFOUND: `the host name ${host} does not resolve: use an address of this machine, 0.0.0.0 or :${port}`,
+      EAI_AGAIN: `the host name ${host} does not resolve: use an address of this machine, 0.0.0.0 or :${port}`,
+    };
+    const text = code === undefined ? undefined : fix[code];
+    throw text === undefined ? err : new SetupError(`${key} ${addr}: ${text}`);
+  }
 }
 
 function isLoopback(host: string): boolean {

@@ -1,7 +1,6 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { parseArgs } from 'node:util';
-import { loadConfig, splitAddress } from '../config.js';
+import { loadConfig } from '../config.js';
+import { localOrigin, localRequest } from './local.js';
 
 const HELP = `usage: berth healthcheck [--config FILE] [--live]
 
@@ -20,21 +19,12 @@ export async function healthcheckCommand(args: string[], env: NodeJS.ProcessEnv)
     return 0;
   }
   const config = loadConfig(values.config ?? env.BERTH_CONFIG, env);
-  const { host, port } = splitAddress(config.http.addr);
-  const local = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  const tls = config.http.tlsCert !== '';
   const path = values.live ? '/healthz' : '/readyz';
-  const status = await new Promise<number | string>((resolve) => {
-    const options = { host: local, port, path, timeout: 5000, agent: false as const, ...(tls && { rejectUnauthorized: false }) };
-    const req = (tls ? httpsRequest : httpRequest)(options, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => resolve(err.message));
-    req.end();
-  });
+  const status = await localRequest(config, path).then(
+    (answer) => answer.status,
+    (err: Error) => err.message,
+  );
   const ok = status === 200;
-  (ok ? console.log : console.error)(`${tls ? 'https' : 'http'}://${local.includes(':') ? `[${local}]` : local}:${port}${path}: ${status}`);
+  (ok ? console.log : console.error)(`${localOrigin(config).origin}${path}: ${status}`);
   return ok ? 0 : 1;
 }

@@ -4,6 +4,7 @@ import { BlobFiles } from '../blobstore/files.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { MetadataIndex } from '../db/index.js';
 import { Lifecycle } from '../gc/service.js';
+import { indexOpenProblem } from '../ops/data-dir.js';
 
 export interface OpenStorage {
   config: Config;
@@ -23,7 +24,12 @@ export function openStorage(configFile: string | undefined, env: NodeJS.ProcessE
   const dbFile = join(config.storage.root, 'index.db');
   if (!existsSync(dbFile)) throw new ConfigError(`no registry data in ${config.storage.root} (${dbFile} does not exist)`);
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
-  const index = new MetadataIndex(dbFile, { durable: config.storage.fsync });
+  let index: MetadataIndex;
+  try {
+    index = new MetadataIndex(dbFile, { durable: config.storage.fsync });
+  } catch (err) {
+    throw indexOpenProblem(config.storage.root, err);
+  }
   const lifecycle = new Lifecycle(files, index, config);
   return {
     config,

@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { hashPassword, parseHtpasswd, UserTable, validateUserName } from '../auth/users.js';
 import { loadConfig, type Config } from '../config.js';
+import { prepareDataDirectory } from '../ops/data-dir.js';
 import { MetadataIndex } from '../db/index.js';
 
 const HELP = `usage: berth user <subcommand> [--config FILE]
@@ -111,7 +112,7 @@ function validateGroupName(group: string): string {
 }
 
 async function withUsers<T>(config: Config, body: (users: UserTable) => Promise<T>): Promise<T> {
-  mkdirSync(config.storage.root, { recursive: true });
+  await prepareDataDirectory(config.storage.root);
   const index = new MetadataIndex(join(config.storage.root, 'index.db'), { durable: config.storage.fsync });
   try {
     return await body(new UserTable(index.database));

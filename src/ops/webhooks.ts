@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import type { MetadataIndex } from '../db/index.js';
 import { globToRegExp } from '../glob.js';
@@ -18,7 +19,49 @@ export interface RegistryEvent {
   mediaType?: string;
   size?: number;
   actor: { name: string };
-  request: { addr: string; method: string; userAgent?: string };
+  /** `host` is the Host (or :authority) the client used, `id` the request's id in the log. */
+  request: { id: string; addr: string; host: string; method: string; userAgent?: string };
+}
+
+/** The media type of Distribution's (registry:2) event envelope. */
+export const DISTRIBUTION_EVENTS_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+
+/** Where events come from, for Distribution's `source` and target URLs. */
+export interface EventSource {
+  /** `http` or `https`: how clients reach the registry. */
+  scheme: string;
+  /** The registry's port, for `source.addr` (`<host name>:<port>`). */
+  port: number;
+}
+
+/**
+ * The event in Distribution's envelope, as registry:2 sends it, so receivers written
+ * for it keep working: `size` also as the older `length`, `url` to the manifest by
+ * digest, an anonymous actor as `{}`, and `source` naming this instance.
+ */
+function distributionEnvelope(event: RegistryEvent, source: EventSource, instanceID: string): string {
+  const { request } = event;
+  const target = {
+    ...(event.mediaType !== undefined && { mediaType: event.mediaType }),
+    ...(event.digest !== undefined && { digest: event.digest }),
+    ...(event.size !== undefined && { size: event.size, length: event.size }),
+    repository: event.repository,
+    ...(event.digest !== undefined && request.host !== '' && { url: `${source.scheme}://${request.host}/v2/${event.repository}/manifests/${event.digest}` }),
+    ...(event.tag !== undefined && { tag: event.tag }),
+  };
+  return JSON.stringify({
+    events: [
+      {
+        id: event.id,
+        timestamp: event.timestamp,
+        action: event.action,
+        target,
+        request: { id: request.id, addr: request.addr, host: request.host, method: request.method, useragent: request.userAgent ?? '' },
+        actor: event.actor.name === 'anonymous' ? {} : { name: event.actor.name },
+        source: { addr: `${hostname()}:${source.port}`, instanceID },
+      },
+    ],
+  });
 }
 
 interface Logger {
@@ -57,12 +100,15 @@ export class Notifier {
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Distribution's `source.instanceID`: one per process. */
+  private readonly instanceID = randomUUID();
 
   constructor(
     index: MetadataIndex,
     private readonly config: Config['notifications'],
     private readonly log: Logger,
     private readonly observe: (endpoint: string, delivered: boolean) => void = () => {},
+    private readonly source: EventSource = { scheme: 'http', port: 5000 },
   ) {
     this.endpoints = new Map(config.endpoints.map((e) => [e.name, { ...e, matches: e.repositories.map(globToRegExp) }]));
     const db = index.database;
@@ -99,13 +145,16 @@ export class Notifier {
   /** Queues `event` for every endpoint whose filters match, then delivers in the background. */
   publish(event: Omit<RegistryEvent, 'id' | 'timestamp'>): void {
     const full: RegistryEvent = { id: randomUUID(), timestamp: new Date().toISOString(), ...event };
-    const body = JSON.stringify(full);
+    const bodies = {
+      berth: () => JSON.stringify(full),
+      distribution: () => distributionEnvelope(full, this.source, this.instanceID),
+    };
     const now = Date.now();
     const rows: Array<[string, string, string, string, number]> = [];
     for (const endpoint of this.endpoints.values()) {
       if (!endpoint.events.includes(event.action)) continue;
       if (!endpoint.matches.some((glob) => glob.test(event.repository))) continue;
-      rows.push([endpoint.name, event.repository, full.id, body, now]);
+      rows.push([endpoint.name, event.repository, full.id, bodies[endpoint.format](), now]);
     }
     if (rows.length === 0) return;
     this.publishRows(rows);
@@ -153,10 +202,13 @@ export class Notifier {
   }
 
   private async deliver(endpoint: Endpoint, row: DeliveryRow): Promise<void> {
+    const parsed = JSON.parse(row.body) as RegistryEvent | { events: [RegistryEvent] };
     const headers: Record<string, string> = {
-      'Content-Type': 'application/json',
+      ...endpoint.headers,
+      // By the body queued: a row queued before the endpoint's format changed keeps its own.
+      'Content-Type': 'events' in parsed ? DISTRIBUTION_EVENTS_TYPE : 'application/json',
       'User-Agent': USER_AGENT,
-      'X-Berth-Event': (JSON.parse(row.body) as RegistryEvent).action,
+      'X-Berth-Event': ('events' in parsed ? parsed.events[0] : parsed).action,
       'X-Berth-Event-Id': row.event_id,
       'X-Berth-Delivery-Attempt': String(row.attempts + 1),
     };

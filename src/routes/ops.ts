@@ -83,7 +83,13 @@ function publishEvent(ops: Operations, request: FastifyRequest, reply: FastifyRe
     ...(mediaType !== undefined && { mediaType }),
     ...(size !== undefined && { size }),
     actor: { name: ops.actors.of(request) },
-    request: { addr: request.ip, method: request.method, ...(request.headers['user-agent'] && { userAgent: request.headers['user-agent'] }) },
+    request: {
+      id: request.id,
+      addr: request.ip,
+      host: request.host,
+      method: request.method,
+      ...(request.headers['user-agent'] && { userAgent: request.headers['user-agent'] }),
+    },
   });
 }
 

@@ -18,7 +18,7 @@
  *   OCI_BLOB_DIGEST / OCI_MANIFEST_DIGEST / OCI_TAG_NAME / OCI_TAG_LIST unset
  *
  * The suite runs once per authentication mode (vitest.config.ts: one project each, with
- * BERTH_CONFORMANCE_AUTH=none|basic|token). With auth, the Go suite's OCI_USERNAME and
+ * TEST_CONFORMANCE_AUTH=none|basic|token). With auth, the Go suite's OCI_USERNAME and
  * OCI_PASSWORD are set: the client answers challenges as real clients do (Basic
  * credentials, or a token fetched from the challenge's realm for its scope) and retries.
  */
@@ -683,7 +683,7 @@ export function expect2xx(resp: Response): void {
 // ---------------------------------------------------------------------------
 
 export type AuthMode = 'none' | 'basic' | 'token';
-export const authMode = (process.env.BERTH_CONFORMANCE_AUTH ?? 'none') as AuthMode;
+export const authMode = (process.env.TEST_CONFORMANCE_AUTH ?? 'none') as AuthMode;
 
 /**
  * A fresh Berth for one workflow file and a client for it. With auth, one user may do

@@ -73,11 +73,11 @@ export async function runOk(cmd: string, args: readonly string[], options: RunOp
 /**
  * The docker CLI to drive the engine with. Debian's docker.io installs /usr/bin/docker (20.10,
  * matching the engine); some machines also have a newer CLI earlier in PATH, so prefer Debian's
- * unless BERTH_DOCKER_CLI says otherwise.
+ * unless TEST_DOCKER_CLI says otherwise.
  */
-export const DOCKER_CLI = process.env.BERTH_DOCKER_CLI ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
-export const DOCKERD_BIN = process.env.BERTH_DOCKERD ?? 'dockerd';
-export const CTR_BIN = process.env.BERTH_CTR ?? 'ctr';
+export const DOCKER_CLI = process.env.TEST_DOCKER_CLI ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
+export const DOCKERD_BIN = process.env.TEST_DOCKERD ?? 'dockerd';
+export const CTR_BIN = process.env.TEST_CTR ?? 'ctr';
 
 export interface DockerdOptions {
   /** host:port entries for daemon.json `insecure-registries` (loopback needs none; harmless). */
@@ -382,8 +382,8 @@ export async function writeBuildContext(
 
 /** Path of a statically linked busybox (package busybox-static). */
 export function staticBusybox(): string {
-  for (const p of [process.env.BERTH_BUSYBOX, '/bin/busybox', '/usr/bin/busybox']) {
+  for (const p of [process.env.TEST_BUSYBOX, '/bin/busybox', '/usr/bin/busybox']) {
     if (p !== undefined && existsSync(p)) return p;
   }
-  throw new Error('no static busybox found: apt-get install busybox-static (or set BERTH_BUSYBOX)');
+  throw new Error('no static busybox found: apt-get install busybox-static (or set TEST_BUSYBOX)');
 }

@@ -20,13 +20,20 @@ export interface RegistryProcess {
 export async function spawnRegistry(
   dataDir: string,
   env: Record<string, string> = {},
-  options: { openFiles?: number } = {},
+  options: {
+    /** Under this open-files limit (soft and hard), as `ulimit -n` sets it. */
+    openFiles?: number;
+    /** Run as this uid (and gid), as an unprivileged user would. */
+    uid?: number;
+  } = {},
 ): Promise<RegistryProcess> {
-  // With `openFiles`, under that open-files limit (soft and hard), as `ulimit -n` sets it.
-  const [command, args] =
-    options.openFiles === undefined
-      ? [process.execPath, [CLI, 'serve']]
-      : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, CLI, 'serve']];
+  let [command, args]: [string, string[]] = [process.execPath, [CLI, 'serve']];
+  if (options.uid !== undefined) {
+    [command, args] = ['setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', command, ...args]];
+  }
+  if (options.openFiles !== undefined) {
+    [command, args] = ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, command, ...args]];
+  }
   const child = spawn(command, args, {
     env: { ...process.env, BERTH_HTTP_ADDR: '127.0.0.1:0', BERTH_STORAGE_ROOT: dataDir, BERTH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,7 +11,7 @@ describe('operations configuration', () => {
       BERTH_METRICS_ADDR: '127.0.0.1:9090',
     });
     expect(config.notifications.endpoints).toEqual([
-      { name: 'ci', url: 'https://ci.lan/hook', secret: 's', events: ['push'], repositories: ['**'], timeout: 10_000 },
+      { name: 'ci', url: 'https://ci.lan/hook', secret: 's', events: ['push'], repositories: ['**'], timeout: 10_000, format: 'berth', headers: {} },
     ]);
     expect(config.notifications.retryBackoff).toBe(5000);
     expect(config.limits.maxConcurrentUploads).toBe(8);

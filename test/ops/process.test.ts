@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, expectError, locationUrl, OCTET, randomBlob, sha256, withQuery } from '../helpers/oci.js';
 import { killHard, spawnRegistry, type RegistryProcess } from '../helpers/process.js';
+import { seedUsers } from '../helpers/users.js';
 
 const running: RegistryProcess[] = [];
 const dirs: string[] = [];
@@ -162,5 +163,51 @@ describe('operating the process', () => {
     const gone = check();
     expect(gone.status).toBe(1);
     expect(gone.stderr).toMatch(/ECONNREFUSED/);
+  });
+
+  it('berth read-only on|off|status switches the local server, with an admin\'s credentials when auth is on', async () => {
+    const dir = await dataDir();
+    await seedUsers(dir, [
+      { name: 'root', password: 'r00t-pass', groups: ['admins'] },
+      { name: 'ci', password: 'ci-pass' },
+    ]);
+    const serverEnv = {
+      BERTH_AUTH_MODE: 'basic',
+      BERTH_AUTH_ADMIN_GROUPS: '["admins"]',
+      BERTH_AUTH_RULES: '[{"repositories":"**","users":["*"],"actions":["pull","push"]}]',
+    };
+    const registry = await start(dir, serverEnv);
+    const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+    const readOnly = (args: string[], env: Record<string, string> = {}, input?: string) =>
+      spawnSync(process.execPath, [cli, 'read-only', ...args], {
+        encoding: 'utf8',
+        input,
+        env: { PATH: process.env.PATH, ...serverEnv, BERTH_HTTP_ADDR: `:${registry.ready.port as number}`, ...env },
+      });
+    const ci = { authorization: `Basic ${Buffer.from('ci:ci-pass').toString('base64')}` };
+
+    const anonymous = readOnly(['on']);
+    expect(anonymous.status).toBe(1);
+    expect(anonymous.stderr).toMatch(/^berth: http:\/\/127\.0\.0\.1:\d+ asks for credentials: give an admin's with --user NAME and --password-stdin .*\n$/);
+    const notAdmin = readOnly(['on', '--user', 'ci'], { BERTH_ADMIN_PASSWORD: 'ci-pass' });
+    expect(notAdmin.stderr).toBe(`berth: ci may not use the admin API of http://127.0.0.1:${registry.ready.port as number}: only members of auth.adminGroups may\n`);
+    expect(readOnly(['on', '--user', 'root', '--password-stdin'], {}, 'wrong\n').stderr).toMatch(/refused the credentials of root/);
+    expect((await call(registry.url, 'POST', '/v2/a/blobs/uploads/', { headers: ci })).status).toBe(202);
+
+    const on = readOnly(['on', '--reason', 'backup', '--user', 'root', '--password-stdin'], {}, 'r00t-pass\n');
+    expect(on.stderr).toBe('');
+    expect(on.stdout).toMatch(/^read-only since \d{4}-\d\d-\d\dT.* \(backup\)\n$/);
+    expectError(await call(registry.url, 'POST', '/v2/a/blobs/uploads/', { headers: ci }), 405, 'UNSUPPORTED');
+    const status = readOnly(['status'], { BERTH_ADMIN_USER: 'root', BERTH_ADMIN_PASSWORD: 'r00t-pass' });
+    expect(status.stdout).toBe(on.stdout);
+    const off = readOnly(['off'], { BERTH_ADMIN_USER: 'root', BERTH_ADMIN_PASSWORD: 'r00t-pass' });
+    expect(off.stdout).toBe('read-write\n');
+    expect((await call(registry.url, 'POST', '/v2/a/blobs/uploads/', { headers: ci })).status).toBe(202);
+
+    await killHard(registry);
+    const gone = readOnly(['status']);
+    expect(gone.status).toBe(1);
+    expect(gone.stderr).toMatch(/^berth: no Berth answers at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): is it running, with this configuration\?\n$/);
+    expect(readOnly(['sideways']).status).toBe(2);
   });
 });

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,11 +26,11 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
+const cert = (args: string[]) => spawnSync(process.execPath, [CLI, 'cert', 'self-signed', ...args], { encoding: 'utf8' });
+
 /** `berth cert self-signed` into `out`; returns its output. */
-function selfSigned(out: string): string {
-  const result = spawnSync(process.execPath, [CLI, 'cert', 'self-signed', '--host', '127.0.0.1', '--host', 'localhost', '--out', out, '--port', '5443'], {
-    encoding: 'utf8',
-  });
+function selfSigned(out: string, hosts = ['127.0.0.1', 'localhost'], extra: string[] = []): string {
+  const result = cert([...hosts.flatMap((host) => ['--host', host]), '--out', out, '--port', '5443', ...extra]);
   expect(result.status, result.stderr).toBe(0);
   return result.stdout;
 }
@@ -217,5 +217,66 @@ describe('TLS', () => {
     const body = await readAll(download);
     expect(body.length).toBe(blob.length);
     expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(digest);
+  });
+
+  it('writes IPv4-mapped IPv6 addresses and internationalized names as clients check them, and TLS handshakes by them succeed', async () => {
+    const certs = await tempDir('berth-certs-');
+    await chmod(certs, 0o755);
+    selfSigned(certs, ['bücher.lan', '::ffff:127.0.0.1', '127.0.0.1', 'FE80::1', '[::1]', '*.apps.lan']);
+    const ca = await readFile(join(certs, 'ca.crt'));
+    const server = new X509Certificate(await readFile(join(certs, 'server.crt')));
+    expect(server.verify(new X509Certificate(ca).publicKey)).toBe(true);
+    expect(server.checkHost('xn--bcher-kva.lan')).toBe('xn--bcher-kva.lan');
+    expect(server.checkHost('registry.apps.lan')).toBe('*.apps.lan');
+    expect(server.checkHost('other.lan')).toBeUndefined();
+    for (const ip of ['::ffff:127.0.0.1', '::ffff:7f00:1', '127.0.0.1', 'fe80::1', '::1']) expect(server.checkIP(ip), ip).toBe(ip);
+    expect(server.checkIP('::ffff:0127')).toBeUndefined();
+    expect(server.subject).toBe('CN=xn--bcher-kva.lan');
+    expect(server.subjectAltName).not.toMatch(/[^\x20-\x7e]/);
+
+    // A real handshake by each: Berth on every interface, run (as the container's user
+    // would) by the user that --owner gave the server's files to.
+    const owned = await tempDir('berth-certs-owned-');
+    await chmod(owned, 0o755);
+    const asRoot = process.getuid?.() === 0;
+    selfSigned(owned, ['bücher.lan', '::ffff:127.0.0.1'], asRoot ? ['--owner', '65534:65534'] : []);
+    const ownedCa = await readFile(join(owned, 'ca.crt'));
+    if (asRoot) {
+      expect((await stat(join(owned, 'server.key'))).uid).toBe(65534);
+      expect((await stat(join(owned, 'ca.key'))).uid).toBe(0);
+    }
+    const data = await tempDir('berth-tls-data-');
+    await chmod(data, 0o777);
+    const registry = await spawnRegistry(
+      data,
+      { BERTH_HTTP_ADDR: ':0', BERTH_HTTP_TLS_CERT: join(owned, 'server.crt'), BERTH_HTTP_TLS_KEY: join(owned, 'server.key') },
+      asRoot ? { uid: 65534 } : {},
+    );
+    cleanups.push(() => killHard(registry));
+    const port = registry.ready.port as number;
+    const byIp = await httpsGet(`https://[::ffff:127.0.0.1]:${port}/v2/`, ownedCa);
+    expect(byIp.statusCode).toBe(200);
+    await readAll(byIp);
+    const byName = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/v2/', servername: 'xn--bcher-kva.lan', ca: ownedCa, agent: false }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    expect(byName.statusCode).toBe(200);
+    await readAll(byName);
+    // The first certificate's CA is not this one: the check is real.
+    await expect(httpsGet(`https://[::ffff:127.0.0.1]:${port}/v2/`, ca)).rejects.toThrow();
+  });
+
+  it('refuses an IPv6 zone, a name that is no DNS name, and --owner without root, in one line each', async () => {
+    const certs = await tempDir('berth-certs-');
+    const zone = cert(['--host', 'fe80::1%eth0', '--out', certs]);
+    expect(zone.status).toBe(1);
+    expect(zone.stderr).toBe('berth: --host fe80::1%eth0: a certificate cannot carry an IPv6 zone (%eth0); give the address without it, fe80::1\n');
+    const bad = cert(['--host', 'under_score.lan', '--out', certs]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toBe('berth: --host under_score.lan is neither an IP address nor a DNS name (letters, digits and hyphens between dots)\n');
+    const owner = cert(['--host', 'x.lan', '--out', certs, '--owner', 'nobody']);
+    expect(owner.stderr).toBe('berth: --owner nobody: expected numeric UID or UID:GID, e.g. 1000:1000\n');
   });
 });

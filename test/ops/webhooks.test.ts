@@ -8,6 +8,7 @@ import { call, descriptor, MT, pushImage, sha256 } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
 import { VERSION } from '../../src/version.js';
+import { parseConfig } from '../../src/config.js';
 
 interface Received {
   path: string;
@@ -157,5 +158,82 @@ describe('webhooks', () => {
     expect(receiver.state.received.map((r) => JSON.parse(r.body))).toEqual([
       expect.objectContaining({ action: 'delete', repository: 'team/app', tag: '1', actor: { name: 'alice' } }),
     ]);
+  });
+
+  it('sends Distribution\'s envelope to an endpoint with format: distribution, with its configured headers', async () => {
+    const receiver = await startReceiver();
+    receiver.state.down = false;
+    cleanups.push(receiver.close);
+    const reg = await startRegistry({
+      auth: { mode: 'basic', rules: [{ repositories: '**', users: ['*'], actions: ['pull', 'push', 'delete'] }] },
+      notifications: {
+        endpoints: [
+          { name: 'registry2', url: `${receiver.url}/events`, format: 'distribution', headers: { Authorization: ['Bearer t0ken'], 'X-Tenant': 'lan' } },
+        ],
+      },
+    }, { users: [{ name: 'ci', password: 'ci-pass' }] });
+    cleanups.push(() => reg.close());
+    const auth = { authorization: basic('ci', 'ci-pass'), 'user-agent': 'docker/27.0' };
+    const config = Buffer.from('{}');
+    expect((await call(reg.url, 'POST', `/v2/team/app/blobs/uploads/?digest=${sha256(config)}`, { headers: auth, body: config })).status).toBe(201);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [] }));
+    const digest = sha256(manifest);
+    expect((await call(reg.url, 'PUT', '/v2/team/app/manifests/1.0', { headers: { ...auth, 'content-type': MT.ociManifest }, body: manifest })).status).toBe(201);
+    expect((await call(reg.url, 'GET', `/v2/team/app/manifests/${digest}`, { headers: { ...auth, accept: MT.ociManifest } })).status).toBe(200);
+    expect((await call(reg.url, 'DELETE', '/v2/team/app/manifests/1.0', { headers: auth })).status).toBe(202);
+    expect((await call(reg.url, 'DELETE', `/v2/team/app/manifests/${digest}`, { headers: auth })).status).toBe(202);
+    await until(() => receiver.state.received.length >= 4, 'four deliveries');
+
+    for (const r of receiver.state.received) {
+      expect(r.path).toBe('/events');
+      expect(r.headers['content-type']).toBe('application/vnd.docker.distribution.events.v1+json');
+      expect(r.headers.authorization).toBe('Bearer t0ken');
+      expect(r.headers['x-tenant']).toBe('lan');
+    }
+    const envelopes = receiver.state.received.map((r) => JSON.parse(r.body) as { events: Array<Record<string, any>> });
+    for (const envelope of envelopes) expect(Object.keys(envelope)).toEqual(['events']);
+    const [push, pull, untag, remove] = envelopes.map((e) => e.events[0]!);
+    const request = { addr: '127.0.0.1', host: reg.host, useragent: 'docker/27.0' };
+    const source = { addr: expect.stringMatching(/^.+:0$/), instanceID: expect.stringMatching(/^[0-9a-f-]{36}$/) };
+    expect(push).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      timestamp: expect.any(String),
+      action: 'push',
+      target: {
+        mediaType: MT.ociManifest,
+        digest,
+        size: manifest.length,
+        length: manifest.length,
+        repository: 'team/app',
+        url: `http://${reg.host}/v2/team/app/manifests/${digest}`,
+        tag: '1.0',
+      },
+      request: { ...request, id: expect.stringMatching(/^req-/), method: 'PUT' },
+      actor: { name: 'ci' },
+      source,
+    });
+    expect(Date.parse(push!.timestamp)).not.toBeNaN();
+    expect(pull).toMatchObject({ action: 'pull', target: { digest, size: manifest.length, length: manifest.length, repository: 'team/app' }, request: { method: 'GET' } });
+    expect(pull!.target.tag).toBeUndefined();
+    expect(untag).toMatchObject({ action: 'delete', target: { repository: 'team/app', tag: '1.0' }, request: { method: 'DELETE' } });
+    expect(untag!.target.digest).toBeUndefined();
+    expect(remove!.target).toEqual({ digest, repository: 'team/app', url: `http://${reg.host}/v2/team/app/manifests/${digest}` });
+    expect(new Set(envelopes.map((e) => e.events[0]!.source.instanceID)).size).toBe(1);
+  });
+
+  it('an anonymous actor is {} in Distribution\'s envelope', async () => {
+    const receiver = await startReceiver();
+    receiver.state.down = false;
+    cleanups.push(receiver.close);
+    const reg = await startRegistry({ notifications: { endpoints: [{ name: 'r2', url: receiver.url, format: 'distribution', events: ['push'] }] } });
+    cleanups.push(() => reg.close());
+    await pushImage(reg.url, 'a', '1');
+    await until(() => receiver.state.received.length >= 1, 'the push');
+    expect(JSON.parse(receiver.state.received[0]!.body).events[0].actor).toEqual({});
+  });
+
+  it('refuses a header name that HTTP does not allow and an unknown format', () => {
+    expect(() => parseConfig('notifications:\n  endpoints:\n    - {name: a, url: "http://x/1", headers: {"Bad Header": x}}\n')).toThrow(/notifications\.endpoints\.0\.headers/);
+    expect(() => parseConfig('notifications:\n  endpoints:\n    - {name: a, url: "http://x/1", format: cloudevents}\n')).toThrow(/notifications\.endpoints\.0\.format/);
   });
 });

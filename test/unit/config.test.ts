@@ -58,3 +58,45 @@ describe('configuration', () => {
     expect(Object.isFrozen(config.storage)).toBe(true);
   });
 });
+
+describe('configuration from registry:2 habits and the environment', () => {
+  it('accepts :PORT for every interface, and refuses ports beyond 65535', () => {
+    // registry:2 configurations write it unquoted.
+    const fromRegistry2 = parseConfig('http:\n  addr: :5000\nmetrics:\n  addr: :9090\n');
+    expect([fromRegistry2.http.addr, fromRegistry2.metrics.addr]).toEqual([':5000', ':9090']);
+    expect(parseConfig(undefined, { BERTH_METRICS_ADDR: ':9090' }).metrics.addr).toBe(':9090');
+    expect(parseConfig(undefined, { BERTH_HTTP_ADDR: '[::]:5000' }).http.addr).toBe('[::]:5000');
+    expect(() => parseConfig('http:\n  addr: 0.0.0.0:65536\n', {}, 'berth.yaml')).toThrow(/^berth\.yaml: http\.addr: the port must be between 0 and 65535$/);
+  });
+
+  it('names the variable of a bad value from the environment, and the file and key of one from the file', () => {
+    const attempt = () => parseConfig('uploads:\n  idleTimeout: soon\n', { BERTH_HTTP_ADDR: 'nope', BERTH_AUTH_RULES: '[{"repositories":"**","users":["a"],"actions":["fly"]}]' }, 'berth.yaml');
+    expect(attempt).toThrow(ConfigError);
+    let message = '';
+    try {
+      attempt();
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n').sort()).toEqual([
+      'BERTH_AUTH_RULES (at 0.actions.0): Invalid option: expected one of "pull"|"push"|"delete"',
+      'BERTH_HTTP_ADDR: expected HOST:PORT, e.g. 0.0.0.0:5000 or :5000',
+      'berth.yaml: uploads.idleTimeout: invalid duration "soon" (use e.g. 30s, 10m, 24h)',
+    ]);
+    expect(() => loadConfig(undefined, { BERTH_STORAGE_ROOT_FILE: '/nonexistent/root' })).toThrow(
+      /^BERTH_STORAGE_ROOT_FILE: cannot read \/nonexistent\/root \(ENOENT\)$/,
+    );
+  });
+
+  it('refuses unknown BERTH_ variables, except those the configuration names', () => {
+    expect(() => parseConfig(undefined, { BERTH_STORAGE_ROT: '/srv' })).toThrow(/BERTH_STORAGE_ROT is not a Berth setting \(did you mean BERTH_STORAGE_ROOT\?\)/);
+    expect(() => parseConfig(undefined, { BERTH_HTTP_ADR_FILE: '/x' })).toThrow(/did you mean BERTH_HTTP_ADDR_FILE\?/);
+    const config = parseConfig(undefined, {
+      BERTH_CONFIG: '/etc/berth/berth.yaml',
+      BERTH_HUB_TOKEN: 'secret',
+      BERTH_PROXY_UPSTREAMS: '[{"name":"docker.io","url":"https://registry-1.docker.io","username":"me","passwordEnv":"BERTH_HUB_TOKEN"}]',
+      OTHER_VARIABLE: 'ignored',
+    });
+    expect(config.proxy.upstreams[0]!.password).toBe('secret');
+  });
+});
