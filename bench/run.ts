@@ -12,6 +12,7 @@ import { describeRequestCeiling, fileCreation, measureLimits, printLimits, reque
 import { populateBerth, populateDistribution } from './populate.js';
 import { rssMiB, sampleRss, startBerth, startDistribution, type Registry } from './registries.js';
 import * as s from './scenarios.js';
+import * as img from './images.js';
 
 type Direction = 'higher' | 'lower';
 interface Row {
@@ -114,11 +115,12 @@ async function main(): Promise<void> {
     printLimits(await measureLimits());
     return;
   }
-  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j').split(','));
+  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k,l,m').split(','));
   const seconds = Number(values.seconds);
   ensureInstalled('docker-registry', 'docker-registry');
   ensureInstalled('wrk', 'wrk');
   ensureInstalled('ab', 'apache2-utils');
+  ensureInstalled('zstd', 'zstd');
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
 
   const writeMBps = await writeCeiling();
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
       const [d, b] = await interleaved(pair, 2, s.concurrentUploads);
       compare('i', '32 concurrent uploads of 32 MiB', 'MB/s', d, b, 'higher', 1);
     }
+    if (only.has('k') || only.has('l')) await imageScenarios(pair, only);
     if (only.has('h')) {
       const large = new Map<string, { pushMiB: number; pullMiB: number }>();
       for (const reg of pair) large.set(reg.name, await s.largeBlobRss(reg));
@@ -251,6 +254,21 @@ async function main(): Promise<void> {
     }
   }
 
+  if (only.has('m')) {
+    const count = 100_000;
+    const dir = await img.searchIndex(count);
+    const berthSearch = await startBerth(dir);
+    try {
+      const m = await img.searchLatencies(berthSearch, count);
+      absolute('m', `docker search, ${count.toLocaleString('en')} repos, 10 matches`, 'ms', null, m.selectiveMs, 50);
+      absolute('m', `  browse API ?q=, the same 10 matches`, 'ms', null, m.apiMs, 50);
+      rows.push({ id: 'm', figure: `  docker search matching all ${count.toLocaleString('en')}`, unit: 'ms', distribution: null, berth: m.broadMs, direction: 'lower', target: '', met: true });
+    } finally {
+      await berthSearch.stop();
+      spawnSync('rm', ['-rf', dir]);
+    }
+  }
+
   printTable();
   if (ceiling) console.log(`\nf ceiling, a bare Node server answering a small body from memory: ${describeRequestCeiling(ceiling)}`);
   const results = join('bench', 'results');
@@ -259,6 +277,57 @@ async function main(): Promise<void> {
   const summary = { date: new Date().toISOString(), writeCeilingMBps: writeMBps, fileCreateMicros: creation.micros, requestCeiling: ceiling, rows };
   writeFileSync(file, JSON.stringify(summary, null, 2));
   console.log(`\nresults: ${file}`);
+}
+
+/**
+ * k) pushes of a real gzip and zstd layer (about 256 MiB compressed) and l) manifest PUTs of
+ * 50 layers, against Distribution, Berth (layers verified, the default) and Berth with
+ * verify.layers off; and the layer thread's decompression rate per CPU-second.
+ */
+async function imageScenarios(pair: Registry[], only: Set<string>): Promise<void> {
+  const off = await startBerth(undefined, { BERTH_VERIFY_LAYERS: 'off' });
+  const trio = [...pair, off];
+  const label = (r: Registry) => (r === off ? 'Berth, verify off' : r.name);
+  try {
+    if (only.has('k')) {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-layers-'));
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      const layers = await img.realLayers(dir, 640 * 1024 * 1024);
+      for (const layer of [layers.gzip, layers.zstd]) {
+        const best = new Map<string, { uploadMBps: number; pushMBps: number }>();
+        for (let rep = 0; rep < 2; rep++) {
+          for (const reg of rep % 2 === 0 ? trio : [...trio].reverse()) {
+            spawnSync('sync');
+            const result = await img.realLayerPush(reg, layer);
+            const prev = best.get(label(reg));
+            best.set(label(reg), {
+              uploadMBps: Math.max(prev?.uploadMBps ?? 0, result.uploadMBps),
+              pushMBps: Math.max(prev?.pushMBps ?? 0, result.pushMBps),
+            });
+          }
+        }
+        const d = best.get('Distribution')!;
+        const on = best.get('Berth')!;
+        const bare = best.get('Berth, verify off')!;
+        const size = `${(layer.size / 1024 / 1024).toFixed(0)} MiB ${layer.format} layer of real files`;
+        compare('k', `${size}: blob upload`, 'MB/s', d.uploadMBps, on.uploadMBps, 'higher', 1.5);
+        compare('k', `  the same, verify off`, 'MB/s', d.uploadMBps, bare.uploadMBps, 'higher', 1.5);
+        compare('k', `  whole push, until the manifest is accepted`, 'MB/s', d.pushMBps, on.pushMBps, 'higher', 1.5);
+        compare('k', `  the same, verify off`, 'MB/s', d.pushMBps, bare.pushMBps, 'higher', 1.5);
+        const rate = await img.decompressRate(layer);
+        rows.push({ id: 'k', figure: `  decompress + SHA-256 per core, in (out)`, unit: 'MB/s', distribution: null, berth: rate.inMBps, direction: 'higher', target: `${rate.outMBps.toFixed(0)} MB/s out`, met: true });
+      }
+    }
+    if (only.has('l')) {
+      const times = new Map<string, number>();
+      for (const reg of trio) times.set(label(reg), await img.manifestPut50(reg));
+      const d = times.get('Distribution')!;
+      compare('l', 'manifest PUT naming 50 layers, median', 'ms', d, times.get('Berth')!, 'lower', 1);
+      compare('l', '  the same, verify off', 'ms', d, times.get('Berth, verify off')!, 'lower', 1);
+    }
+  } finally {
+    await off.stop();
+  }
 }
 
 main().then(

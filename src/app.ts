@@ -9,7 +9,9 @@ import { UploadSessions } from './blobstore/uploads.js';
 import { splitAddress, type Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
+import { ImageFacts } from './manifests/images.js';
 import { ManifestService } from './manifests/service.js';
+import { LayerDigests } from './blobstore/layers.js';
 import { MirrorRouting } from './proxy/routing.js';
 import { errorHandler } from './routes/errors.js';
 import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
@@ -17,6 +19,10 @@ import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
+import { browseRoutes } from './routes/browse.js';
+import { BrowseService, type LastGc } from './browse/service.js';
+import { BrowseQueries } from './db/browse.js';
+import { UsageQueries } from './gc/usage.js';
 import { Lifecycle } from './gc/service.js';
 import { prepareDataDirectory } from './ops/data-dir.js';
 import { HealthChecks } from './ops/health.js';
@@ -41,13 +47,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     durable: config.storage.fsync,
     cacheBytes: config.storage.cacheBytes,
   });
-  const blobs = new BlobService(files, index);
+  const layers = new LayerDigests(files, index, config.verify.layers !== 'off');
+  const blobs = new BlobService(files, index, layers);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
-  const manifests = new ManifestService(index);
+  const images = new ImageFacts(index, blobs, layers, config.verify.layers, (source, result) => metrics.verification(source, result));
+  const manifests = new ManifestService(index, images);
   // The pull-through cache is loaded only when upstreams are configured.
   const proxy =
     config.proxy.upstreams.length > 0
-      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
+      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files, images)
       : undefined;
 
   // X-Forwarded-For, -Proto and -Host count only from the configured proxies: the throttle,
@@ -102,7 +110,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const lifecycle = new Lifecycle(files, index, config);
   const maintenance = new Maintenance(config.storage.readOnly);
   const metrics = new Metrics(index, maintenance);
+  layers.onComputed((when, contents) => metrics.layerDigest(when, contents.format));
   lifecycle.onCollected((report) => metrics.collected(report));
+  let lastGc: LastGc | null = null;
+  lifecycle.onCollected((report) => {
+    if (!report) return;
+    const { startedAt: at, reclaimedBytes, blobs, manifests: removed, durationMs } = report;
+    lastGc = { at, reclaimedBytes, blobsRemoved: blobs.count, manifestsRemoved: removed.length, durationMs };
+  });
   lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
   app.decorate('operations', { metrics, maintenance });
   const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok), {
@@ -139,12 +154,21 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     closing = true;
     reaper = setInterval(() => app.server.closeIdleConnections?.(), 50);
   });
+  // Manifests stored before the image index existed are indexed in the background.
+  let closed = false;
+  const backfill = images.backfill(() => closed).then(
+    (indexed) => indexed > 0 && app.log.info({ indexed }, 'indexed the images stored before'),
+    (err: unknown) => app.log.error({ err }, 'indexing stored images failed'),
+  );
   app.addHook('onClose', async () => {
+    closed = true;
+    await backfill;
     clearInterval(reaper);
     clearInterval(purgeTimer);
     await lifecycle.close();
     await notifier.close();
     await proxy?.close();
+    await layers.close();
     await files.close();
     index.close();
   });
@@ -178,6 +202,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       if (!hot(req, res)) fastify!(req, res);
     });
   }
+  const browse = new BrowseService(new BrowseQueries(index.database), new UsageQueries(index), {
+    lastGc: () => lastGc,
+    mirror: () => proxy?.stats() ?? null,
+  });
+  await app.register(browseRoutes, { browse, authorizer, config });
   await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
   return app;
 }

@@ -27,6 +27,8 @@ export interface Grant {
   mayPull(repository: string): boolean;
   /** Whether `_catalog` shows `repository` to the caller. */
   mayList(repository: string): boolean;
+  /** Whether the caller may do `action` in `repository` (what the browse API shows it may do). */
+  may(repository: string, action: Action): boolean;
 }
 
 /**
@@ -44,6 +46,7 @@ export const UNRESTRICTED: Grant = {
   unrestricted: true,
   mayPull: () => true,
   mayList: () => true,
+  may: () => true,
 };
 
 /** Mode none: everybody may do everything. */
@@ -139,13 +142,15 @@ export class RuleAuthorizer implements Authorizer {
   private grant({ identity, token }: Caller): Grant {
     const tokenCovers = (type: string, name: string, action: string) =>
       token === undefined || covers(token.access, type, name, action);
+    const may = (repository: string, action: Action) =>
+      this.rules.allows(identity, repository, action) && tokenCovers('repository', repository, action);
     return {
       identity,
       unrestricted: false,
-      mayPull: (repository) =>
-        this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenCovers('repository', repository, 'pull'),
+      mayPull: (repository) => may(repository, 'pull'),
       mayList: (repository) =>
         this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenCovers('registry', 'catalog', '*'),
+      may,
     };
   }
 }
