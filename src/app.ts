@@ -16,6 +16,8 @@ import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
+import { sessionRoutes } from './routes/session.js';
+import { uiBuilt, uiRoutes, WEB_ROOT, withoutBrowserChallenge } from './ui/routes.js';
 import { Lifecycle } from './gc/service.js';
 import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
@@ -91,6 +93,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     reply.header(API_VERSION_HEADER, API_VERSION);
     done();
   });
+  if (config.ui.enabled && config.auth.mode === 'basic') app.addHook('onSend', withoutBrowserChallenge);
   // The access log costs a little on every request: only hook it in when it is written.
   const accessLog = ['info', 'debug', 'trace'].includes(config.log.level);
   if (accessLog) {
@@ -154,5 +157,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     });
   }
   await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
+  if (config.ui.enabled) {
+    await app.register(sessionRoutes, { prefix: '/_berth/api/session', config, authorizer, signIn: auth.signIn });
+    if (uiBuilt(WEB_ROOT)) await app.register(uiRoutes, { root: WEB_ROOT });
+    else app.log.warn(`the web UI is not built (${WEB_ROOT} is missing): run npm run build`);
+  }
   return app;
 }
