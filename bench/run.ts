@@ -1,6 +1,7 @@
 // `npm run bench`: Berth side by side with CNCF Distribution on loopback.
 // `npm run bench -- limits` prints this machine's ceilings only.
 // Options: --only a,b,…  (scenarios)   --seconds N (duration of e; default 30)
+// Scenario k (the web UI on 10,000 repositories) runs Berth alone, in Debian's Chromium.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { describeRequestCeiling, fileCreation, measureLimits, printLimits, reque
 import { populateBerth, populateDistribution } from './populate.js';
 import { rssMiB, sampleRss, startBerth, startDistribution, type Registry } from './registries.js';
 import * as s from './scenarios.js';
+import { uiPageLoads } from './ui.js';
 
 type Direction = 'higher' | 'lower';
 interface Row {
@@ -114,11 +116,16 @@ async function main(): Promise<void> {
     printLimits(await measureLimits());
     return;
   }
-  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j').split(','));
+  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k').split(','));
   const seconds = Number(values.seconds);
-  ensureInstalled('docker-registry', 'docker-registry');
-  ensureInstalled('wrk', 'wrk');
-  ensureInstalled('ab', 'apache2-utils');
+  // Every scenario but k compares Berth with Distribution.
+  const paired = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'].some((id) => only.has(id));
+  if (paired) {
+    ensureInstalled('docker-registry', 'docker-registry');
+    ensureInstalled('wrk', 'wrk');
+    ensureInstalled('ab', 'apache2-utils');
+  }
+  if (only.has('k')) ensureInstalled('chromium', 'chromium');
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
 
   const writeMBps = await writeCeiling();
@@ -127,66 +134,68 @@ async function main(): Promise<void> {
   process.once('exit', () => rmSync(creation.dir, { recursive: true, force: true }));
   console.log(`creating an empty file in the temp dir: ${creation.micros.toFixed(0)} µs (slow after recent deletions nearby; see the README)`);
 
-  const pair = [await startDistribution(), await startBerth()];
-  const [dist, berth] = pair as [Registry, Registry];
-  // Idle means settled: V8 gives back its start-up garbage once the process has been quiet
-  // for about ten seconds (Go's scavenger returns memory similarly), so both wait 15 s.
-  await sleep(15_000);
-  const idle = [rssMiB(dist.child.pid!), rssMiB(berth.child.pid!)] as const;
-  const peaks = pair.map((r) => sampleRss(r.child.pid!));
-  const uploadTarget = (d: number) => Math.min(1.5, (0.9 * writeMBps) / d);
   let ceiling: RequestCeiling | undefined;
-  try {
-    if (only.has('a')) {
-      const [d, b] = await interleaved(pair, 2, s.monolithicUpload);
-      compare('a', 'monolithic upload, 256 MiB', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
+  if (['a', 'b', 'c', 'd', 'e', 'f', 'h', 'i'].some((id) => only.has(id))) {
+    const pair = [await startDistribution(), await startBerth()];
+    const [dist, berth] = pair as [Registry, Registry];
+    // Idle means settled: V8 gives back its start-up garbage once the process has been quiet
+    // for about ten seconds (Go's scavenger returns memory similarly), so both wait 15 s.
+    await sleep(15_000);
+    const idle = [rssMiB(dist.child.pid!), rssMiB(berth.child.pid!)] as const;
+    const peaks = pair.map((r) => sampleRss(r.child.pid!));
+    const uploadTarget = (d: number) => Math.min(1.5, (0.9 * writeMBps) / d);
+    try {
+      if (only.has('a')) {
+        const [d, b] = await interleaved(pair, 2, s.monolithicUpload);
+        compare('a', 'monolithic upload, 256 MiB', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
+      }
+      if (only.has('b')) {
+        const [d, b] = await interleaved(pair, 2, s.chunkedUpload);
+        compare('b', 'chunked upload, 16 MiB PATCHes', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
+      }
+      if (only.has('c')) {
+        const [d, b] = await interleaved(pair, 1, s.download);
+        compare('c', 'download 256 MiB, warm cache', 'MB/s', d, b, 'higher', 1);
+      }
+      if (only.has('d')) {
+        const [d, b] = await interleaved(pair, 2, s.smallBlobs);
+        compare('d', '2,000 blobs of 4 KiB, 16 at once', 'blobs/s', d, b, 'higher', 3);
+      }
+      if (only.has('e')) {
+        const [d, b] = await interleaved(pair, 2, (r) => s.imagePushes(r, seconds));
+        compare('e', 'image pushes (20 x 1 MiB layers), 8 at once', 'images/s', d, b, 'higher', 2);
+      }
+      if (only.has('f')) {
+        const results = new Map<string, Awaited<ReturnType<typeof s.hotReads>>>();
+        for (const reg of pair) results.set(reg.name, await s.hotReads(reg, 10));
+        const d = results.get('Distribution')!;
+        const b = results.get('Berth')!;
+        compare('f', 'manifest GET by tag, 64 conns', 'req/s', d.manifest.rps, b.manifest.rps, 'higher', 10);
+        rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.manifest.p50ms, berth: b.manifest.p50ms, direction: 'lower', target: '', met: true });
+        absolute('f', '  latency p99', 'ms', d.manifest.p99ms, b.manifest.p99ms, 10);
+        compare('f', 'blob HEAD, 64 conns', 'req/s', d.head.rps, b.head.rps, 'higher', 10);
+        rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.head.p50ms, berth: b.head.p50ms, direction: 'lower', target: '', met: true });
+        absolute('f', '  latency p99', 'ms', d.head.p99ms, b.head.p99ms, 10);
+        // The same load against a bare Node server answering from memory: what one Node process reaches here.
+        ceiling = await requestCeiling(10);
+      }
+      if (only.has('i')) {
+        const [d, b] = await interleaved(pair, 2, s.concurrentUploads);
+        compare('i', '32 concurrent uploads of 32 MiB', 'MB/s', d, b, 'higher', 1);
+      }
+      if (only.has('h')) {
+        const large = new Map<string, { pushMiB: number; pullMiB: number }>();
+        for (const reg of pair) large.set(reg.name, await s.largeBlobRss(reg));
+        absolute('h', 'RSS idle', 'MiB', idle[0], idle[1], 80);
+        const [dPeak, bPeak] = peaks.map((p) => p.stop()) as [number, number];
+        absolute('h', 'RSS peak during the run', 'MiB', dPeak, bPeak, 256);
+        absolute('h', 'RSS pushing a 2 GiB blob', 'MiB', large.get('Distribution')!.pushMiB, large.get('Berth')!.pushMiB, 256);
+        absolute('h', 'RSS pulling a 2 GiB blob', 'MiB', large.get('Distribution')!.pullMiB, large.get('Berth')!.pullMiB, 256);
+      }
+    } finally {
+      for (const p of peaks) p.stop();
+      for (const reg of pair) await reg.stop();
     }
-    if (only.has('b')) {
-      const [d, b] = await interleaved(pair, 2, s.chunkedUpload);
-      compare('b', 'chunked upload, 16 MiB PATCHes', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
-    }
-    if (only.has('c')) {
-      const [d, b] = await interleaved(pair, 1, s.download);
-      compare('c', 'download 256 MiB, warm cache', 'MB/s', d, b, 'higher', 1);
-    }
-    if (only.has('d')) {
-      const [d, b] = await interleaved(pair, 2, s.smallBlobs);
-      compare('d', '2,000 blobs of 4 KiB, 16 at once', 'blobs/s', d, b, 'higher', 3);
-    }
-    if (only.has('e')) {
-      const [d, b] = await interleaved(pair, 2, (r) => s.imagePushes(r, seconds));
-      compare('e', 'image pushes (20 x 1 MiB layers), 8 at once', 'images/s', d, b, 'higher', 2);
-    }
-    if (only.has('f')) {
-      const results = new Map<string, Awaited<ReturnType<typeof s.hotReads>>>();
-      for (const reg of pair) results.set(reg.name, await s.hotReads(reg, 10));
-      const d = results.get('Distribution')!;
-      const b = results.get('Berth')!;
-      compare('f', 'manifest GET by tag, 64 conns', 'req/s', d.manifest.rps, b.manifest.rps, 'higher', 10);
-      rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.manifest.p50ms, berth: b.manifest.p50ms, direction: 'lower', target: '', met: true });
-      absolute('f', '  latency p99', 'ms', d.manifest.p99ms, b.manifest.p99ms, 10);
-      compare('f', 'blob HEAD, 64 conns', 'req/s', d.head.rps, b.head.rps, 'higher', 10);
-      rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.head.p50ms, berth: b.head.p50ms, direction: 'lower', target: '', met: true });
-      absolute('f', '  latency p99', 'ms', d.head.p99ms, b.head.p99ms, 10);
-      // The same load against a bare Node server answering from memory: what one Node process reaches here.
-      ceiling = await requestCeiling(10);
-    }
-    if (only.has('i')) {
-      const [d, b] = await interleaved(pair, 2, s.concurrentUploads);
-      compare('i', '32 concurrent uploads of 32 MiB', 'MB/s', d, b, 'higher', 1);
-    }
-    if (only.has('h')) {
-      const large = new Map<string, { pushMiB: number; pullMiB: number }>();
-      for (const reg of pair) large.set(reg.name, await s.largeBlobRss(reg));
-      absolute('h', 'RSS idle', 'MiB', idle[0], idle[1], 80);
-      const [dPeak, bPeak] = peaks.map((p) => p.stop()) as [number, number];
-      absolute('h', 'RSS peak during the run', 'MiB', dPeak, bPeak, 256);
-      absolute('h', 'RSS pushing a 2 GiB blob', 'MiB', large.get('Distribution')!.pushMiB, large.get('Berth')!.pushMiB, 256);
-      absolute('h', 'RSS pulling a 2 GiB blob', 'MiB', large.get('Distribution')!.pullMiB, large.get('Berth')!.pullMiB, 256);
-    }
-  } finally {
-    for (const p of peaks) p.stop();
-    for (const reg of pair) await reg.stop();
   }
 
   if (only.has('g')) {
@@ -248,6 +257,19 @@ async function main(): Promise<void> {
         target: '<= 1.5x',
         met: growth('Berth') <= 1.5,
       });
+    }
+  }
+
+  if (only.has('k')) {
+    const loads = await uiPageLoads(10_000);
+    for (const load of loads) {
+      const search = load.page.startsWith('  search');
+      absolute('k', search ? `${load.page}, to result` : `UI ${load.page} page, first load, 10,000 repos`, 'ms', null, load.interactiveMs, 1000);
+      if (!search) {
+        const kb = load.transferredBytes / 1000;
+        if (load.page === 'repositories') absolute('k', '  bytes transferred', 'kB', null, kb, 200);
+        else rows.push({ id: 'k', figure: '  bytes transferred', unit: 'kB', distribution: null, berth: kb, direction: 'lower', target: '', met: true });
+      }
     }
   }
 

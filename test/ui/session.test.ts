@@ -131,7 +131,8 @@ describe('web UI sessions, mode basic', () => {
     const cookie = sessionCookieOf(res);
     const csrf = res.json().csrfToken as string;
     const other = (await signIn('bob', USERS.bob.password)).json().csrfToken as string;
-    for (const headers of [{ cookie }, { cookie, 'x-berth-csrf': 'wrong' }, { cookie, 'x-berth-csrf': other }, { cookie, 'x-berth-csrf': '' }]) {
+    const attempts: Array<Record<string, string>> = [{ cookie }, { cookie, 'x-berth-csrf': 'wrong' }, { cookie, 'x-berth-csrf': other }, { cookie, 'x-berth-csrf': '' }];
+    for (const headers of attempts) {
       expectError(await call(reg.url, 'DELETE', '/v2/team/csrf/manifests/keep', { headers }), 403, 'DENIED');
       expectError(await call(reg.url, 'POST', '/_berth/admin/gc?dryRun=true', { headers }), 403, 'DENIED');
     }

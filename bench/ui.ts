@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { imageManifest, pushBlob, putManifest, sha256 } from './client.js';
+import { populateBerth, repoName } from './populate.js';
+import { startBerth } from './registries.js';
+
+export interface PageLoad {
+  page: string;
+  /** From the navigation's start until the page shows its content and answers input. */
+  interactiveMs: number;
+  /** Bytes on the wire (compressed bodies and headers) of every request the load made. */
+  transferredBytes: number;
+}
+
+/** A gzipped tar layer of one file of `size` random bytes, with its diff ID. */
+function layer(work: string, name: string, size: number): { gz: Buffer; diffId: string } {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.bin`), randomBytes(size));
+  const tar = join(work, `${name}.tar`);
+  const made = spawnSync('tar', ['-C', dir, '--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '.']);
+  if (made.status !== 0) throw new Error(`tar failed: ${made.stderr.toString()}`);
+  const bytes = readFileSync(tar);
+  return { gz: gzipSync(bytes), diffId: sha256(bytes) };
+}
+
+/** Two images sharing a base layer (bench/app:1.0 and bench/tool:1.0), pushed over HTTP like any client would. */
+async function pushImages(url: string, work: string): Promise<void> {
+  const base = layer(work, 'base', 2_000_000);
+  for (const [repo, own] of [
+    ['bench/app', layer(work, 'app', 300_000)],
+    ['bench/tool', layer(work, 'tool', 100_000)],
+  ] as const) {
+    const layers = [base, own];
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        created: '2026-01-01T00:00:00Z',
+        config: { Cmd: ['/bin/sh'], Env: ['PATH=/usr/bin:/bin'], Labels: { 'org.opencontainers.image.description': repo } },
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+        history: [
+          { created: '2026-01-01T00:00:00Z', created_by: 'ADD base.tar /' },
+          { created: '2026-01-01T00:00:00Z', created_by: `COPY ${repo} /` },
+          { created: '2026-01-01T00:00:00Z', created_by: 'CMD ["/bin/sh"]', empty_layer: true },
+        ],
+      }),
+    );
+    const blobs = [config, ...layers.map((l) => l.gz)];
+    for (const blob of blobs) await pushBlob(url, repo, blob, sha256(blob), blob.length);
+    const manifest = imageManifest(
+      { digest: sha256(config), size: config.length },
+      layers.map((l) => ({ digest: sha256(l.gz), size: l.gz.length })),
+    );
+    await putManifest(url, repo, '1.0', manifest);
+  }
+}
+
+/** Loads `path` in a fresh browser context (nothing cached) and waits for `ready` to be visible. */
+async function load(browser: Browser, url: string, path: string, ready: (page: Page) => Promise<unknown>): Promise<{ page: Page; result: Omit<PageLoad, 'page'>; close(): Promise<void> }> {
+  const context = await browser.newContext({ baseURL: url, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  let transferred = 0;
+  page.on('requestfinished', (request) => {
+    void request.sizes().then((sizes) => {
+      transferred += sizes.responseBodySize + sizes.responseHeadersSize;
+    });
+  });
+  const start = performance.now();
+  await page.goto(path);
+  await ready(page);
+  const interactiveMs = performance.now() - start;
+  // Let the size accounting of the last responses arrive.
+  await page.waitForTimeout(200);
+  return { page, result: { interactiveMs, transferredBytes: transferred }, close: () => context.close() };
+}
+
+/**
+ * The web UI on a registry of `count` repositories (written straight into the index, as
+ * for scenario j) plus two images sharing a base pushed over HTTP: time to interactive and
+ * bytes transferred of each page's first load with an empty browser cache, and the time a
+ * search takes to show its result once typed.
+ */
+export async function uiPageLoads(count: number): Promise<PageLoad[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-ui-'));
+  const work = await mkdtemp(join(tmpdir(), 'bench-ui-layers-'));
+  await populateBerth(dir, count);
+  const berth = await startBerth(dir);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  const results: PageLoad[] = [];
+  try {
+    await pushImages(berth.url, work);
+    const measure = async (name: string, path: string, ready: (page: Page) => Promise<unknown>, after?: (page: Page) => Promise<PageLoad>) => {
+      const loaded = await load(browser, berth.url, path, ready);
+      results.push({ page: name, ...loaded.result });
+      if (after) results.push(await after(loaded.page));
+      await loaded.close();
+    };
+    const middle = repoName(Math.floor(count / 2));
+    await measure(
+      'repositories',
+      '/',
+      (page) => page.locator('table tbody tr').first().waitFor(),
+      async (page) => {
+        // Search as you type: from the last keystroke until the one match is listed.
+        const start = performance.now();
+        await page.getByLabel('Search repositories and tags').fill(middle);
+        await page.locator(`a[href="/repositories/${middle}"]`).waitFor();
+        await page.locator('table tbody tr').nth(1).waitFor({ state: 'detached' });
+        return { page: `  search "${middle}"`, interactiveMs: performance.now() - start, transferredBytes: 0 };
+      },
+    );
+    await measure('repository', `/repositories/${middle}`, (page) => page.locator('#tags tbody tr').first().waitFor());
+    await measure('image', '/repositories/bench/app:1.0', (page) => page.locator('#layers tbody tr').nth(1).waitFor());
+    await measure('storage', '/storage', (page) => page.locator('#per-repository tbody tr').first().waitFor());
+  } finally {
+    await browser.close();
+    await berth.stop();
+    await rm(dir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  }
+  return results;
+}
