@@ -20,7 +20,9 @@ function sharedBase(manifest: Manifest): number {
 
 /** Other images holding the base's top layer at the same position: they have the same base (a layer names its whole stack below). */
 function baseImages(usage: LayerUsage | undefined, manifest: Manifest, top: number) {
-  return (usage?.images ?? []).filter((image) => image.index === top && !(image.repository === manifest.repository && image.digest === manifest.digest));
+  return (usage?.images ?? [])
+    .filter((image) => image.index === top && !(image.repository === manifest.repository && image.digest === manifest.digest))
+    .sort((a, b) => a.repository.localeCompare(b.repository) || a.digest.localeCompare(b.digest));
 }
 
 /**
@@ -44,7 +46,7 @@ export function LayerStack({ manifest }: { manifest: Manifest }) {
   const sharedCount = layers.filter((l) => l.sharedWith.images > 0).length;
   const summary =
     `${layers.length} ${layers.length === 1 ? 'layer' : 'layers'}, ${sharedCount} shared with other images` +
-    (base > 0 ? `; the bottom ${base} form a base shared with ${others.length || 'other'} ${others.length === 1 ? 'image' : 'images'}` : '');
+    (base > 0 ? `; the bottom ${base === 1 ? 'layer is a base' : `${base} layers are a base`} other images share` : '');
 
   return (
     <figure class="stack">

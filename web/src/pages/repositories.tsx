@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, type RepositorySummary } from '../api.js';
 import { Bytes, ErrorNotice, Heading, Loading, Time, usePage } from '../components.js';
-import { navigate, paths } from '../router.js';
+import { navigate, paths, useLocation } from '../router.js';
 
 /** Repositories per page: a screenful or two, however many the registry holds. */
 const PAGE_SIZE = 50;
@@ -38,6 +38,16 @@ export function RepositoriesPage() {
   const [loading, setLoading] = useState(true);
   const last = cursors[cursors.length - 1] ?? null;
   const firstRun = useRef(true);
+  // The URL this page last wrote: any other location (a link, Back) is followed.
+  const written = useRef<string | null>(null);
+  const location_ = useLocation();
+  useEffect(() => {
+    if (written.current === null || location_.key === written.current) return;
+    const q = location_.search.get('q') ?? '';
+    const last = location_.search.get('last');
+    setQ(q);
+    setCursors(last ? [null, last] : [null]);
+  }, [location_.key]);
 
   useEffect(() => {
     const controller = new AbortController();
@@ -59,7 +69,8 @@ export function RepositoriesPage() {
         },
       );
     }, delay);
-    navigate(listUrl(q.trim(), last), { replace: true });
+    written.current = listUrl(q.trim(), last);
+    if (written.current !== location.pathname + location.search) navigate(written.current, { replace: true });
     return () => {
       clearTimeout(timer);
       controller.abort();
