@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { as, LAN_AUTH, pushAs, seedLan, USERS, type Seeded } from '../auth/lan.js';
-import { launchBrowser, openContext, screenshot, screenshotDir } from '../helpers/browser.js';
+import { eventually, launchBrowser, openContext, screenshot, screenshotDir } from '../helpers/browser.js';
 import { call } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -75,7 +75,7 @@ describe('web UI sign-in in Chromium', () => {
       await page.keyboard.press('Tab');
       await page.keyboard.type('not-the-password');
       await page.keyboard.press('Enter');
-      await expect.poll(() => page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
+      await eventually(() => page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
       const before = sessionCount(reg.dataDir);
 
       await page.getByLabel('Password').fill(USERS.reader.password);
