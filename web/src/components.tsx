@@ -86,7 +86,7 @@ export function ErrorNotice({ error, what }: { error: unknown; what: string }) {
       error.status === 403
         ? `${session.user ?? 'You'} may not see ${what}.`
         : error.status === 404
-          ? `${what[0]!.toUpperCase()}${what.slice(1)} does not exist (${error.message}).`
+          ? `Not found: ${what} (${error.message}).`
           : `Could not load ${what}: ${error.message} (${error.code}, HTTP ${error.status}).`;
     return (
       <div class="notice" role="alert">
