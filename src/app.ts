@@ -9,7 +9,9 @@ import { UploadSessions } from './blobstore/uploads.js';
 import type { Config } from './config.js';
 import { MetadataIndex } from './db/index.js';
 import { oci } from './errors.js';
+import { ImageFacts } from './manifests/images.js';
 import { ManifestService } from './manifests/service.js';
+import { LayerDigests } from './blobstore/layers.js';
 import { handleError } from './routes/errors.js';
 import { API_VERSION, API_VERSION_HEADER, logAccess } from './routes/context.js';
 import { hotReads } from './routes/hot-reads.js';
@@ -38,13 +40,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     durable: config.storage.fsync,
     cacheBytes: config.storage.cacheBytes,
   });
-  const blobs = new BlobService(files, index);
+  const layers = new LayerDigests(files, index, config.verify.layers !== 'off');
+  const blobs = new BlobService(files, index, layers);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
-  const manifests = new ManifestService(index);
+  const images = new ImageFacts(index, blobs, layers, config.verify.layers, (source, result) => metrics.verification(source, result));
+  const manifests = new ManifestService(index, images);
   // The pull-through cache is loaded only when upstreams are configured.
   const proxy =
     config.proxy.upstreams.length > 0
-      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
+      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files, images)
       : undefined;
 
   // Request ids in Fastify's own format, from one sequence that the hot reads share.
@@ -83,6 +87,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const lifecycle = new Lifecycle(files, index, config);
   const maintenance = new Maintenance(config.storage.readOnly);
   const metrics = new Metrics(index, maintenance);
+  layers.onComputed((when, contents) => metrics.layerDigest(when, contents.format));
   lifecycle.onCollected((report) => metrics.collected(report));
   lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
   app.decorate('operations', { metrics, maintenance });
@@ -123,6 +128,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await lifecycle.close();
     await notifier.close();
     await proxy?.close();
+    await layers.close();
     await files.close();
     index.close();
   });

@@ -151,6 +151,12 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    verify: z
+      .object({
+        layers: z.enum(['strict', 'enforce', 'warn', 'off']).default('enforce'),
+      })
+      .strict()
+      .prefault({}),
     gc: z
       .object({
         interval: duration.default(3_600_000),

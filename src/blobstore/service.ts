@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { rm, type FileHandle } from 'node:fs/promises';
+import { readFile, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MetadataIndex } from '../db/index.js';
-import type { Digest } from '../digest.js';
+import { tryParseDigest, type Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import type { BlobFiles } from './files.js';
+import type { LayerContents, LayerDigests } from './layers.js';
 import { receiveInto } from './receive.js';
 
 /**
@@ -12,9 +13,11 @@ import { receiveInto } from './receive.js';
  * links. A blob is served from a repository only if it was pushed or mounted there.
  */
 export class BlobService {
+  /** `layers`, when given, follows uploads to learn what they hold uncompressed. */
   constructor(
     private readonly files: BlobFiles,
     private readonly index: MetadataIndex,
+    readonly layers?: LayerDigests,
   ) {}
 
   /** Size of `digest` as served by `repo`, if it does. */
@@ -32,6 +35,18 @@ export class BlobService {
 
   open(digest: Digest): Promise<FileHandle> {
     return this.files.open(digest);
+  }
+
+  /** A small stored blob's bytes (at most `maxBytes`), or undefined when the store does not have it. */
+  async read(digest: string, maxBytes: number): Promise<Buffer | undefined> {
+    const parsed = tryParseDigest(digest);
+    const size = this.index.blobSize(digest);
+    if (!parsed || size === undefined || size > maxBytes) return undefined;
+    try {
+      return await readFile(this.files.blobPath(parsed));
+    } catch {
+      return undefined; // collected meanwhile
+    }
   }
 
   /** Removes the repository's link; the bytes stay in the store for other repositories. */
@@ -57,7 +72,8 @@ export class BlobService {
 
   /** Monolithic upload: stream into a temp file, verify, commit. */
   async put(repo: string, digest: Digest, body: Readable): Promise<number> {
-    const temp = this.files.tempPath(randomUUID());
+    const id = randomUUID();
+    const temp = this.files.tempPath(id);
     const { writer } = this.files;
     const hash = writer.newHash(digest.algorithm);
     try {
@@ -66,13 +82,16 @@ export class BlobService {
         durable: this.files.durable,
         final: true,
         digest: true,
+        started: this.layers && ((head) => this.layers!.started(id, temp, head)),
       });
       const actual = `${digest.algorithm}:${hex}`;
       if (actual !== digest.value) throw digestMismatch(digest.value, actual);
-      await this.commit(repo, temp, digest, size, { fresh: true });
+      const contents = this.layers?.completed(id, digest.value, size);
+      await this.commit(repo, temp, digest, size, { fresh: true, contents });
       return size;
     } catch (err) {
       writer.drop(hash); // if the failure came before the digest
+      this.layers?.abandon(id);
       await rm(temp, { force: true });
       throw err;
     }
@@ -82,11 +101,18 @@ export class BlobService {
    * Makes verified bytes at `source` a blob of `repo`: into the store first (durable),
    * then the index row that points at it. `source` is consumed. The file is published
    * even when the digest is already stored, so a collector that removed the old copy
-   * in the meantime cannot leave the new row without bytes.
+   * in the meantime cannot leave the new row without bytes. `contents`: what the blob
+   * holds uncompressed, when known already.
    */
-  async commit(repo: string, source: string, digest: Digest, size: number, options: { fresh?: boolean } = {}): Promise<void> {
+  async commit(
+    repo: string,
+    source: string,
+    digest: Digest,
+    size: number,
+    options: { fresh?: boolean; contents?: LayerContents } = {},
+  ): Promise<void> {
     await this.files.publish(source, digest, options);
-    await this.index.addBlob(repo, digest.value, size);
+    await this.index.addBlob(repo, digest.value, size, options.contents ?? this.layers?.take(digest.value));
   }
 }
 

@@ -85,7 +85,8 @@ export class UploadSessions {
         await this.remove(id);
         throw digestMismatch(digest.value, actual);
       }
-      await this.blobs.commit(repo, path, digest, size, { fresh });
+      const contents = this.blobs.layers?.completed(id, digest.value, size);
+      await this.blobs.commit(repo, path, digest, size, { fresh, contents });
       this.index.deleteUpload(id);
       return size;
     });
@@ -152,13 +153,17 @@ export class UploadSessions {
     try {
       const session = live;
       const digest = final === LIVE_ALGORITHM;
+      const path = this.files.uploadPath(id);
+      const { layers } = this.blobs;
       // The offset follows the writes, so a status request during a long PATCH shows progress.
-      const received = await receiveInto(this.files.writer, body, this.files.uploadPath(id), live.hash, {
+      const received = await receiveInto(this.files.writer, body, path, live.hash, {
         flags: 'a',
         durable: this.files.durable,
         final: final !== undefined,
         digest,
         written: (bytes) => (session.offset += bytes),
+        // Followed from its first bytes; a session resumed after a restart is computed when needed.
+        started: layers && offset === 0 ? (head) => layers.started(id, path, head) : undefined,
       });
       if (digest) this.live.delete(id);
       return { ...received, size: session.offset };
@@ -213,6 +218,7 @@ export class UploadSessions {
 
   private async remove(id: string): Promise<void> {
     this.forget(id);
+    this.blobs.layers?.abandon(id);
     this.index.deleteUpload(id);
     await rm(this.files.uploadPath(id), { force: true });
   }

@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
+import type { LayerContents, LayerFormat } from '../blobstore/layer-thread.js';
 import { HotCache } from './hot-cache.js';
+import { ImageRows, type ImageRecord } from './images.js';
 import { WalSync } from './wal-sync.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -65,6 +67,7 @@ export class MetadataIndex {
   private readonly wal: WalSync | undefined;
   /** Manifests, blob sizes and tag lists that clients read, cleared by every commit below that changes them. */
   private readonly hot: HotCache;
+  private readonly images: ImageRows;
   private readonly stmt;
 
   /** `cacheBytes`: memory for hot manifests, blob sizes and tag lists (0: none), for a serving process. */
@@ -83,6 +86,7 @@ export class MetadataIndex {
     const db = this.fast;
     const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.hot = new HotCache(() => dataVersion.get()!, options.cacheBytes ?? 0);
+    this.images = new ImageRows(db);
     this.stmt = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -90,6 +94,19 @@ export class MetadataIndex {
       listRepos: db.prepare<[string, number], string>('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?').pluck(),
       blob: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
       insertBlob: db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)'),
+      insertLayerBlob: db.prepare(
+        `INSERT INTO blobs (digest, size, created_at, layer_format, diff_id, uncompressed_size, layer_error) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET layer_format = excluded.layer_format, diff_id = excluded.diff_id,
+           uncompressed_size = excluded.uncompressed_size, layer_error = excluded.layer_error
+         WHERE blobs.layer_format IS NULL`,
+      ),
+      layerContents: db.prepare<[string], { format: LayerFormat | null; diffId: string | null; size: number | null; error: string | null }>(
+        'SELECT layer_format AS format, diff_id AS diffId, uncompressed_size AS size, layer_error AS error FROM blobs WHERE digest = ?',
+      ),
+      setLayerContents: db.prepare(
+        `UPDATE blobs SET layer_format = ?, diff_id = ?, uncompressed_size = ?, layer_error = ?
+         WHERE digest = ? AND layer_format IS NULL`,
+      ),
       linkedBlob: db.prepare<[string, string], { size: number }>(
         `SELECT b.size FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id JOIN blobs b ON b.digest = l.digest
          WHERE r.name = ? AND l.digest = ?`,
@@ -109,6 +126,11 @@ export class MetadataIndex {
          WHERE r.name = ? AND t.name = ?`,
       ),
       manifestId: db.prepare<[number, string], { id: number }>('SELECT id FROM manifests WHERE repo_id = ? AND digest = ?'),
+      manifestDescription: db.prepare<[string, string], { description: string | null }>(
+        `SELECT i.description FROM repositories r JOIN manifests m ON m.repo_id = r.id JOIN images i ON i.manifest_id = m.id
+         WHERE r.name = ? AND m.digest = ?`,
+      ),
+      manifestExists: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM manifests WHERE id = ?'),
       insertManifest: db.prepare(
         `INSERT INTO manifests (repo_id, digest, media_type, artifact_type, subject, annotations, size, content, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -211,14 +233,43 @@ export class MetadataIndex {
     return this.hot.read(`b\n${repo}\n${digest}`, () => this.stmt.linkedBlob.get(repo, digest)?.size, () => 0);
   }
 
-  /** Records a blob whose file is already durable in the store and links it into `repo`. */
-  async addBlob(repo: string, digest: string, size: number): Promise<void> {
+  /**
+   * Records a blob whose file is already durable in the store and links it into `repo`;
+   * with `contents`, what it holds uncompressed, when that is known already.
+   */
+  async addBlob(repo: string, digest: string, size: number, contents?: LayerContents): Promise<void> {
     const now = Date.now();
     this.fast.transaction(() => {
-      this.stmt.insertBlob.run(digest, size, now);
+      if (contents) {
+        this.stmt.insertLayerBlob.run(digest, size, now, contents.format, contents.digest ?? null, contents.size ?? null, contents.error ?? null);
+      } else {
+        this.stmt.insertBlob.run(digest, size, now);
+      }
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
     }).immediate();
     await this.committed();
+  }
+
+  /** What a stored blob holds uncompressed, if computed. */
+  layerContents(digest: string): LayerContents | undefined {
+    const row = this.stmt.layerContents.get(digest);
+    if (!row || row.format === null) return undefined;
+    return { format: row.format, digest: row.diffId ?? undefined, size: row.size ?? undefined, error: row.error ?? undefined };
+  }
+
+  /**
+   * Remembers what a blob holds uncompressed (unless known already); false when the blob
+   * has no row (yet). Not synced: it can always be computed again.
+   */
+  setLayerContents(digest: string, contents: LayerContents): boolean {
+    const { changes } = this.stmt.setLayerContents.run(
+      contents.format,
+      contents.digest ?? null,
+      contents.size ?? null,
+      contents.error ?? null,
+      digest,
+    );
+    return changes > 0;
   }
 
   /**
@@ -265,25 +316,46 @@ export class MetadataIndex {
     return this.hot.read(`t\n${repo}\n${tag}`, () => toRecord(this.stmt.manifestByTag.get(repo, tag)), recordBytes);
   }
 
+  /**
+   * Rewrites what manifest `id` is (its config arrived, its layers were checked), unless
+   * the manifest is gone meanwhile. Not synced: it can always be derived again.
+   */
+  updateImage(id: number, image: ImageRecord): boolean {
+    return this.fast.transaction(() => {
+      if (this.stmt.manifestExists.get(id) === undefined) return false;
+      this.images.put(id, image);
+      return true;
+    }).immediate();
+  }
+
+  /** The description of manifest `digest` of `repo`, as indexed. */
+  manifestDescription(repo: string, digest: string): string | null {
+    return this.stmt.manifestDescription.get(repo, digest)?.description ?? null;
+  }
+
   hasManifest(repoId: number, digest: string): boolean {
     return this.stmt.manifestId.get(repoId, digest) !== undefined;
   }
 
   /**
-   * Stores a manifest, its references and optionally a tag in one transaction.
-   * `check` runs inside it, so what it verifies cannot change before the commit.
+   * Stores a manifest, its references, what it is (`image`) and optionally a tag in one
+   * transaction. `check` runs inside it, so what it verifies cannot change before the commit.
    */
   async putManifest(
     repo: string,
     manifest: ManifestPut,
     tag: string | undefined,
     check: (repoId: number | undefined) => void,
+    image?: ImageRecord,
   ): Promise<void> {
     const now = Date.now();
     this.fast.transaction(() => {
       check(this.repositoryId(repo));
       const repoId = this.ensureRepository(repo, now);
-      if (!this.hasManifest(repoId, manifest.digest)) {
+      const existing = this.stmt.manifestId.get(repoId, manifest.digest)?.id;
+      if (existing !== undefined) {
+        if (image) this.images.put(existing, image);
+      } else {
         const { lastInsertRowid } = this.stmt.insertManifest.run(
           repoId,
           manifest.digest,
@@ -297,6 +369,7 @@ export class MetadataIndex {
         );
         for (const digest of manifest.blobs) this.stmt.insertRef.run(lastInsertRowid, digest, 'blob');
         for (const digest of manifest.children) this.stmt.insertRef.run(lastInsertRowid, digest, 'manifest');
+        if (image) this.images.put(Number(lastInsertRowid), image);
       }
       if (tag !== undefined) this.stmt.upsertTag.run(repoId, tag, manifest.digest, now);
     }).immediate();

@@ -153,6 +153,94 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (repo, digest)
   ) WITHOUT ROWID;
   `,
+  // Image contents. For each blob, what it holds uncompressed, computed while it uploads
+  // or when first needed (NULL layer_format: not yet): 'gzip' or 'zstd' with diff_id and
+  // uncompressed_size (both NULL, and layer_error saying why, when not computed), 'none'
+  // (not compressed: diff_id is the blob's own digest) or 'invalid' (not a valid
+  // compressed stream; layer_error says why). Per manifest, what it is (`images`: kind,
+  // config fields, platforms, description) and its layers in order (`image_layers`), so
+  // which images share a layer is one indexed query; both go with their manifest. And
+  // search: repository names and the distinct tag names, indexed by trigram (substring
+  // matching), kept by triggers.
+  `
+  ALTER TABLE blobs ADD COLUMN layer_format TEXT;
+  ALTER TABLE blobs ADD COLUMN diff_id TEXT;
+  ALTER TABLE blobs ADD COLUMN uncompressed_size INTEGER;
+  ALTER TABLE blobs ADD COLUMN layer_error TEXT;
+
+  CREATE TABLE images (
+    manifest_id INTEGER PRIMARY KEY REFERENCES manifests(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'index', 'artifact')),
+    config_digest TEXT,
+    config_media_type TEXT,
+    config_size INTEGER,
+    -- 0 while the config has not been read (a mirrored image's config arrives after its manifest)
+    config_read INTEGER NOT NULL DEFAULT 0,
+    created TEXT,
+    author TEXT,
+    os TEXT,
+    architecture TEXT,
+    variant TEXT,
+    -- JSON: entrypoint, cmd, env, workingDir, user, labels, exposedPorts
+    details TEXT,
+    -- JSON: the config's history entries
+    history TEXT,
+    -- JSON, indexes only: their children's platforms
+    platforms TEXT,
+    description TEXT,
+    -- config and layer bytes as the descriptors state them (what a pull downloads)
+    content_bytes INTEGER NOT NULL,
+    -- how its layers compared with the config's diff_ids: 'verified', 'mismatch',
+    -- 'unverifiable', 'unchecked'; NULL while a mirrored image's layers are still arriving
+    verification TEXT
+  );
+
+  CREATE TABLE image_layers (
+    manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    diff_id TEXT,
+    created_by TEXT,
+    PRIMARY KEY (manifest_id, position)
+  ) WITHOUT ROWID;
+  CREATE INDEX image_layers_digest ON image_layers(digest);
+
+  CREATE VIRTUAL TABLE repository_search USING fts5(name, tokenize = 'trigram');
+  INSERT INTO repository_search (rowid, name) SELECT id, name FROM repositories;
+  CREATE TRIGGER repositories_searchable AFTER INSERT ON repositories
+  BEGIN
+    INSERT INTO repository_search (rowid, name) VALUES (NEW.id, NEW.name);
+  END;
+  CREATE TRIGGER repositories_unsearchable AFTER DELETE ON repositories
+  BEGIN
+    DELETE FROM repository_search WHERE rowid = OLD.id;
+  END;
+
+  -- Tag names repeat across repositories (latest, 1.0): each is indexed once. Names no tag
+  -- uses any more are removed by garbage collection.
+  CREATE TABLE tag_names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+  );
+  CREATE VIRTUAL TABLE tag_search USING fts5(name, tokenize = 'trigram');
+  CREATE TRIGGER tag_names_searchable AFTER INSERT ON tag_names
+  BEGIN
+    INSERT INTO tag_search (rowid, name) VALUES (NEW.id, NEW.name);
+  END;
+  CREATE TRIGGER tag_names_unsearchable AFTER DELETE ON tag_names
+  BEGIN
+    DELETE FROM tag_search WHERE rowid = OLD.id;
+  END;
+  INSERT INTO tag_names (name) SELECT DISTINCT name FROM tags;
+  CREATE TRIGGER tags_named AFTER INSERT ON tags
+    WHEN NOT EXISTS (SELECT 1 FROM tag_names WHERE name = NEW.name)
+  BEGIN
+    INSERT INTO tag_names (name) VALUES (NEW.name);
+  END;
+  CREATE INDEX tags_name ON tags(name);
+  `,
   // Web UI sign-in sessions (src/auth/sessions.ts): the SHA-256 of each session's cookie
   // value (never the value itself), its user, its CSRF token, a fingerprint of the user's
   // password hash at sign-in (a changed password ends the session) and its expiry.

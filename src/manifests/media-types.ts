@@ -13,3 +13,9 @@ export const SUPPORTED_MANIFEST_TYPES: readonly string[] = [
   MediaType.ociManifest,
   MediaType.ociIndex,
 ];
+
+/** Config media types of container images: their layers are checked against `rootfs.diff_ids`. */
+export const IMAGE_CONFIG_TYPES: readonly string[] = [
+  'application/vnd.oci.image.config.v1+json',
+  'application/vnd.docker.container.image.v1+json',
+];

@@ -2,7 +2,8 @@ import type { ManifestPut } from '../db/index.js';
 import { z } from 'zod';
 import { tryParseDigest } from '../digest.js';
 import { oci } from '../errors.js';
-import { MediaType, SUPPORTED_MANIFEST_TYPES } from './media-types.js';
+import type { ManifestKind } from '../db/images.js';
+import { IMAGE_CONFIG_TYPES, MediaType, SUPPORTED_MANIFEST_TYPES } from './media-types.js';
 
 const digestString = z.string().refine((value) => tryParseDigest(value) !== undefined, 'invalid digest');
 const mediaTypeString = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$/, 'invalid media type');
@@ -44,6 +45,14 @@ const imageIndex = z.object({
 /** What the registry needs to know about a manifest to store and serve it. */
 export interface ParsedManifest {
   mediaType: string;
+  /**
+   * `index` (OCI index, Docker manifest list), `image` (a manifest whose config is an image
+   * config, without artifactType) or `artifact` (any other manifest).
+   */
+  kind: ManifestKind;
+  /** The config and every layer (foreign ones too) of a manifest; null and [] for an index. */
+  config: Descriptor | null;
+  layers: Descriptor[];
   /** artifactType as the referrers API reports it: explicit, else the config's media type. */
   artifactType: string | null;
   subject: string | null;
@@ -92,6 +101,9 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     const index = check(imageIndex, json);
     return {
       mediaType: kind,
+      kind: 'index',
+      config: null,
+      layers: [],
       artifactType: index.artifactType ?? null,
       subject: index.subject?.digest ?? null,
       annotations: index.annotations ?? null,
@@ -103,8 +115,12 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   if (kind === MediaType.dockerManifest && (manifest.subject || manifest.artifactType)) {
     throw oci('MANIFEST_INVALID', 'subject and artifactType are OCI fields, not valid in a Docker manifest');
   }
+  const image = manifest.artifactType === undefined && IMAGE_CONFIG_TYPES.includes(manifest.config.mediaType);
   return {
     mediaType: kind,
+    kind: image ? 'image' : 'artifact',
+    config: manifest.config,
+    layers: manifest.layers,
     artifactType: manifest.artifactType ?? manifest.config.mediaType,
     subject: manifest.subject?.digest ?? null,
     annotations: manifest.annotations ?? null,

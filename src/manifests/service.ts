@@ -2,6 +2,7 @@ import type { ManifestRecord, MetadataIndex } from '../db/index.js';
 import { digestOf, tryParseDigest, type Digest } from '../digest.js';
 import { oci } from '../errors.js';
 import { isValidTag } from '../names.js';
+import type { ImageFacts, Log } from './images.js';
 import { MediaType } from './media-types.js';
 import { manifestRow, parseManifest, type Descriptor } from './parse.js';
 
@@ -18,7 +19,11 @@ export interface ReferrerDescriptor {
 
 /** Manifests, tags and referrers of repositories: the OCI rules on top of the index. */
 export class ManifestService {
-  constructor(private readonly index: MetadataIndex) {}
+  /** `images`: what each pushed manifest is, and the check of images' layers (none: nothing indexed). */
+  constructor(
+    private readonly index: MetadataIndex,
+    private readonly images?: ImageFacts,
+  ) {}
 
   /** Parses a reference from the URL; undefined when it is neither a valid tag nor digest. */
   static parseReference(value: string): Reference | undefined {
@@ -35,6 +40,7 @@ export class ManifestService {
     reference: Reference,
     body: Buffer,
     contentType: string | undefined,
+    log: Log,
   ): Promise<{ digest: string; subject: string | null }> {
     const digest = digestOf(body, reference.digest?.algorithm);
     if (reference.digest && reference.digest.value !== digest) {
@@ -44,11 +50,15 @@ export class ManifestService {
       });
     }
     const parsed = parseManifest(body, contentType);
+    // Missing references are the client's first problem to hear of; the transaction checks again.
+    this.checkReferences(repo, this.index.repositoryId(repo), parsed.blobs, parsed.children);
+    const image = await this.images?.pushed(repo, parsed, log);
     await this.index.putManifest(
       repo,
       manifestRow(body, digest, parsed),
       reference.tag,
       (repoId) => this.checkReferences(repo, repoId, parsed.blobs, parsed.children),
+      image,
     );
     return { digest, subject: parsed.subject };
   }

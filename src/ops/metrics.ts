@@ -61,6 +61,8 @@ export class Metrics {
   private gcManifests = 0;
   private gcBlobs = 0;
   private readonly webhookDeliveries = new Tally();
+  private readonly verifications = new Tally();
+  private readonly layerDigests = new Tally();
   private registry: Promise<import('prom-client').Registry> | undefined;
 
   constructor(
@@ -108,6 +110,16 @@ export class Metrics {
   delivery(endpoint: string, delivered: boolean): void {
     const result = delivered ? 'delivered' : 'failed';
     this.webhookDeliveries.add(`${endpoint} ${result}`, () => ({ endpoint, result }), 1);
+  }
+
+  /** An image's layers were checked against its config (`source`: push or mirror). */
+  verification(source: string, result: string): void {
+    this.verifications.add(`${source} ${result}`, () => ({ source, result }), 1);
+  }
+
+  /** What a blob holds uncompressed was computed (`when`: while it uploaded, or lazily). */
+  layerDigest(when: string, format: string): void {
+    this.layerDigests.add(`${when} ${format}`, () => ({ when, format }), 1);
   }
 
   /** The exposition text and its content type. */
@@ -163,6 +175,18 @@ export class Metrics {
       metric('berth_gc_reclaimed_bytes_total', 'Blob file bytes removed by garbage collection', 'counter', () => one(this.gcReclaimed)),
       metric('berth_gc_manifests_removed_total', 'Manifests removed by garbage collection', 'counter', () => one(this.gcManifests)),
       metric('berth_gc_blobs_removed_total', 'Blob rows removed by garbage collection', 'counter', () => one(this.gcBlobs)),
+      metric(
+        'berth_image_verifications_total',
+        'Images whose layers were checked against their config diff_ids, by source (push, mirror) and result (verified, mismatch, unverifiable, invalid)',
+        'counter',
+        () => this.verifications.samples(),
+      ),
+      metric(
+        'berth_layer_digests_total',
+        'Uncompressed digests of blobs computed, by when (upload, lazy) and detected format (gzip, zstd, none, invalid)',
+        'counter',
+        () => this.layerDigests.samples(),
+      ),
       metric('berth_webhook_deliveries_total', 'Webhook delivery attempts, by endpoint and result (delivered, failed)', 'counter', () =>
         this.webhookDeliveries.samples(),
       ),

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { ManifestRecord, MetadataIndex } from '../db/index.js';
 import { digestOf, tryParseDigest, type Digest } from '../digest.js';
 import { oci, RegistryError } from '../errors.js';
+import type { ImageFacts } from '../manifests/images.js';
 import type { Reference } from '../manifests/service.js';
 import { manifestRow, parseManifest } from '../manifests/parse.js';
 import { BlobFlight } from './blob-flight.js';
@@ -52,7 +53,14 @@ export class PullThrough {
     dropTags: Statement<[number, string]>;
     dropManifest: Statement<[number, string]>;
     forgetTags: Statement<[string, number]>;
+    awaiting: Statement<[string, string], { id: number; content: Buffer; mediaType: string }>;
   };
+  /** Requests answered from the cache, and those that went upstream (for the storage overview). */
+  private hits = 0;
+  private misses = 0;
+  /** Checks of cached images run one after another, in the background. */
+  private checks: Promise<unknown> = Promise.resolve();
+
   /** The upstreams' names as JSON, for the cache-size query. */
   private readonly upstreamNames: string;
 
@@ -61,6 +69,7 @@ export class PullThrough {
     private readonly index: MetadataIndex,
     private readonly blobs: BlobService,
     private readonly files: BlobFiles,
+    private readonly images?: ImageFacts,
     private readonly now: () => number = Date.now,
   ) {
     this.routing = new MirrorRouting(config.proxy);
@@ -93,6 +102,14 @@ export class PullThrough {
       dropTags: db.prepare('DELETE FROM tags WHERE repo_id = ? AND digest = ?'),
       dropManifest: db.prepare('DELETE FROM manifests WHERE repo_id = ? AND digest = ?'),
       forgetTags: db.prepare('DELETE FROM proxy_tags WHERE repo = ? AND tag NOT IN (SELECT name FROM tags WHERE repo_id = ?)'),
+      // Cached images using a blob whose config was not read or whose layers were not checked yet.
+      awaiting: db.prepare(
+        `SELECT m.id, m.content, m.media_type AS mediaType FROM repositories r
+         JOIN manifests m ON m.repo_id = r.id
+         JOIN manifest_refs f ON f.manifest_id = m.id AND f.kind = 'blob' AND f.digest = ?
+         JOIN images i ON i.manifest_id = m.id
+         WHERE r.name = ? AND i.kind = 'image' AND (i.verification IS NULL OR i.config_read = 0)`,
+      ),
     };
     this.upstreamNames = JSON.stringify(config.proxy.upstreams.map((u) => u.name));
   }
@@ -115,14 +132,14 @@ export class PullThrough {
     if (reference.digest) {
       const digest = reference.digest.value;
       const cached = this.index.manifestByDigest(target.cache, digest);
-      if (cached) return cached;
-      return this.shared(`${target.cache}@${digest}`, () => this.fetchManifest(target, client, digest, undefined));
+      if (cached) return this.hit(cached);
+      return this.shared(`${target.cache}@${digest}`, () => this.fetchManifest(target, client, digest, undefined, log));
     }
     const tag = reference.tag!;
     const cached = this.index.manifestByTag(target.cache, tag);
-    if (!cached) return this.shared(`${target.cache}:${tag}`, () => this.fetchManifest(target, client, tag, tag));
+    if (!cached) return this.shared(`${target.cache}:${tag}`, () => this.fetchManifest(target, client, tag, tag, log));
     const checkedAt = this.stmt.checkedAt.get(target.cache, tag)?.checked_at ?? 0;
-    if (this.now() - checkedAt < client.config.tagTtl) return cached;
+    if (this.now() - checkedAt < client.config.tagTtl) return this.hit(cached);
     return this.shared(`${target.cache}:${tag}`, async () => {
       let current: string | null;
       try {
@@ -140,12 +157,18 @@ export class PullThrough {
         this.stmt.setChecked.run(target.cache, tag, this.now());
         return cached;
       }
-      return this.fetchManifest(target, client, current !== null && tryParseDigest(current) ? current : tag, tag);
+      return this.fetchManifest(target, client, current !== null && tryParseDigest(current) ? current : tag, tag, log);
     });
   }
 
   /** Fetches a manifest by `reference`, verifies it and stores it (tagged `tag`, if given). */
-  private async fetchManifest(target: MirrorTarget, client: UpstreamClient, reference: string, tag: string | undefined): Promise<ManifestRecord> {
+  private async fetchManifest(
+    target: MirrorTarget,
+    client: UpstreamClient,
+    reference: string,
+    tag: string | undefined,
+    log: ProxyLog,
+  ): Promise<ManifestRecord> {
     const res = await client.manifest('GET', target.remote, reference);
     if (res.status === 404) {
       await res.discard();
@@ -163,9 +186,13 @@ export class PullThrough {
     }
     const parsed = parseManifest(body, res.headers.get('content-type') ?? undefined);
     const record = manifestRow(body, digest, parsed);
-    // The blobs and children arrive later, as clients ask for them: no reference checks.
-    await this.index.putManifest(target.cache, record, tag, () => undefined);
+    this.misses++;
+    // The blobs and children arrive later, as clients ask for them: no reference checks,
+    // and an image's layers are checked once they are all cached (see `cached`).
+    const image = await this.images?.describe(target.cache, parsed, this.config.verify.layers === 'off' ? 'unchecked' : null);
+    await this.index.putManifest(target.cache, record, tag, () => undefined, image);
     if (tag !== undefined) this.stmt.setChecked.run(target.cache, tag, this.now());
+    if (parsed.kind === 'image') this.afterCaching(target.cache, parsed.config!.digest, log);
     return record;
   }
 
@@ -177,8 +204,12 @@ export class PullThrough {
   async blob(target: MirrorTarget, digest: Digest, method: 'GET' | 'HEAD', log: ProxyLog): Promise<MirroredBlob> {
     const client = this.clients.get(target.upstream)!;
     const key = `${target.cache}@${digest.value}`;
-    for (;;) {
-      if (this.index.linkedBlobSize(target.cache, digest.value) !== undefined) return { kind: 'cached' };
+    for (let first = true; ; first = false) {
+      if (this.index.linkedBlobSize(target.cache, digest.value) !== undefined) {
+        if (first) this.hits++;
+        return { kind: 'cached' };
+      }
+      if (first) this.misses++;
       let flight = this.blobFlights.get(key);
       if (!flight) {
         if (this.index.blobSize(digest.value) !== undefined) {
@@ -187,6 +218,7 @@ export class PullThrough {
           if (res.status !== 200) throw this.blobUnknown(client, target, digest, res.status);
           await this.index.mountBlob(target.cache, digest.value, undefined);
           this.enforceCap(log);
+          this.afterCaching(target.cache, digest.value, log);
           continue;
         }
         if (method === 'HEAD') {
@@ -219,6 +251,7 @@ export class PullThrough {
       commit: async (path, size) => {
         await this.blobs.commit(target.cache, path, digest, size);
         this.enforceCap(log);
+        this.afterCaching(target.cache, digest.value, log);
       },
     });
     flight.start(res.body(), (err) => {
@@ -266,11 +299,42 @@ export class PullThrough {
     if (evicted.length > 0) log.info({ evicted, maxBytes: cap }, 'cache size cap: evicted least recently pulled mirrored manifests');
   }
 
+  /** The cache's size and how often it answered without the upstream. */
+  stats(): { cacheBytes: number; hits: number; misses: number } {
+    return { cacheBytes: this.stmt.usage.get(this.upstreamNames)!.bytes, hits: this.hits, misses: this.misses };
+  }
+
+  private hit(manifest: ManifestRecord): ManifestRecord {
+    this.hits++;
+    return manifest;
+  }
+
+  /**
+   * A blob of `repo` is cached: the cached images using it get their config read and,
+   * once all their blobs are there, their layers checked (a mismatch is logged and
+   * counted; the mirror serves what the upstream has). In the background: the client
+   * that brought the blob does not wait.
+   */
+  private afterCaching(repo: string, digest: string, log: ProxyLog): void {
+    if (!this.images) return;
+    const images = this.images;
+    const work = async () => {
+      for (const m of this.stmt.awaiting.all(digest, repo)) {
+        const parsed = parseManifest(m.content, m.mediaType);
+        const checked = await images.checkMirrored(repo, parsed, log);
+        this.index.updateImage(m.id, checked?.record ?? (await images.describe(repo, parsed, null)));
+      }
+    };
+    const running = this.checks.then(work).catch((err: unknown) => log.error({ err, repository: repo }, 'checking a mirrored image failed'));
+    this.checks = running;
+  }
+
   /** Aborts the upstream requests in progress and waits for their downloads to settle. */
   async close(): Promise<void> {
     for (const client of this.clients.values()) client.close();
     const flights = [...this.blobFlights.values()];
     await Promise.allSettled(flights.map((f) => f.then((flight) => flight.done)));
+    await this.checks;
   }
 
   /** Runs `fetch` once for concurrent callers with the same key. */

@@ -57,7 +57,7 @@ const fetchManifest: Handler<ManifestPath> = ({ request, reply, path, services }
 const putManifest: Handler<ManifestPath> = async ({ request, reply, path, services }) => {
   const ref = reference(path, true);
   const body = await readLimited(bodyStream(request), request.headers['content-length'], services.config.manifests.maxBytes);
-  const { digest, subject } = await services.manifests.put(path.name, ref, body, request.headers['content-type']);
+  const { digest, subject } = await services.manifests.put(path.name, ref, body, request.headers['content-type'], request.log);
   reply.code(201).headers({
     Location: `/v2/${path.name}/manifests/${digest}`,
     'Docker-Content-Digest': digest,

@@ -76,8 +76,11 @@ export function requestFrom(
 /** Pushes a one-layer image with the given Authorization header; returns each step's status. */
 export async function pushAs(base: string, repo: string, tag: string, headers: Record<string, string>) {
   const { call, descriptor, MT, randomBlob, sha256 } = await import('../helpers/oci.js');
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBlob(8).toString('hex') }));
   const layer = randomBlob(256);
+  // An uncompressed layer: its diff_id is its digest.
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBlob(8).toString('hex'), rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }),
+  );
   const statuses: number[] = [];
   for (const blob of [config, layer]) {
     const res = await call(base, 'POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, {
@@ -91,7 +94,7 @@ export async function pushAs(base: string, repo: string, tag: string, headers: R
       schemaVersion: 2,
       mediaType: MT.ociManifest,
       config: descriptor(MT.ociConfig, config),
-      layers: [descriptor(MT.ociLayer, layer)],
+      layers: [descriptor(MT.ociTarLayer, layer)],
     }),
   );
   const res = await call(base, 'PUT', `/v2/${repo}/manifests/${tag}`, {

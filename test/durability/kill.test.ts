@@ -55,7 +55,9 @@ async function pushUntilKilled(url: string, worker: number, acked: Acknowledged[
       acked.push({ repo, digest, kind: 'blob' });
       layers.push({ digest, size: blob.length });
 
-      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', round, worker }));
+      // Uncompressed layers: their diff_ids are their digests.
+      const diffIds = layers.slice(-3).map((l) => l.digest);
+      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', round, worker, rootfs: { type: 'layers', diff_ids: diffIds } }));
       const configDigest = sha256(config);
       const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${configDigest}`, { method: 'POST', body: config });
       if (res.status !== 201) throw new Error(`config push answered ${res.status}`);
@@ -65,7 +67,7 @@ async function pushUntilKilled(url: string, worker: number, acked: Acknowledged[
           schemaVersion: 2,
           mediaType: 'application/vnd.oci.image.manifest.v1+json',
           config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-          layers: layers.slice(-3).map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...l })),
+          layers: layers.slice(-3).map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
         }),
       );
       const tag = `r${round % 4}`;

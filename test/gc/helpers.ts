@@ -78,15 +78,18 @@ export async function pushImageWith(
   layers: Buffer[],
   options: { unique?: number; extra?: Record<string, unknown> } = {},
 ): Promise<Image> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq() }));
   const all = [...layers, ...Array.from({ length: options.unique ?? 1 }, () => randomBlob(1000 + Math.floor(Math.random() * 3000)))];
+  // Uncompressed layers: their diff_ids are their digests.
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq(), rootfs: { type: 'layers', diff_ids: all.map(digestOf) } }),
+  );
   await pushBlob(base, repo, config);
   for (const layer of all) await pushBlob(base, repo, layer);
   const manifest = {
     schemaVersion: 2,
     mediaType: MT.ociManifest,
     config: descriptor(MT.ociConfig, config),
-    layers: all.map((l) => descriptor(MT.ociLayer, l)),
+    layers: all.map((l) => descriptor(MT.ociTarLayer, l)),
     ...options.extra,
   };
   const pushed = await pushManifest(base, repo, ref, manifest, MT.ociManifest);

@@ -35,8 +35,10 @@ describe('GC in a loop while clients push, pull and re-push tags', () => {
     let stop = false;
 
     async function pushImage(base_: string, repo: string, tag: string | undefined, shared: Buffer[]): Promise<Pushed> {
-      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq() }));
       const unique = randomBlob(2000 + Math.floor(Math.random() * 6000));
+      // Uncompressed layers: their diff_ids are their digests.
+      const diffIds = [...shared, unique].map((l) => sha256(l));
+      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq(), rootfs: { type: 'layers', diff_ids: diffIds } }));
       await pushBlob(base_, repo, config);
       await pushBlob(base_, repo, unique);
       for (const layer of shared) {
@@ -59,7 +61,7 @@ describe('GC in a loop while clients push, pull and re-push tags', () => {
           schemaVersion: 2,
           mediaType: MT.ociManifest,
           config: descriptor(MT.ociConfig, config),
-          layers: [...shared, unique].map((l) => descriptor(MT.ociLayer, l)),
+          layers: [...shared, unique].map((l) => descriptor(MT.ociTarLayer, l)),
         },
         MT.ociManifest,
       );

@@ -3,6 +3,7 @@
  * Everything goes over node:http (raw paths, one connection per request).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,6 +19,8 @@ export const MT = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociConfig: 'application/vnd.oci.image.config.v1+json',
   ociLayer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  /** An uncompressed layer: its diff_id is its own digest. */
+  ociTarLayer: 'application/vnd.oci.image.layer.v1.tar',
   ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
@@ -228,6 +231,22 @@ export async function pushManifest(
   return { bytes, digest, mediaType, json: manifest };
 }
 
+/**
+ * A gzip layer of `size` random bytes: its bytes and its diff_id (the uncompressed digest).
+ * Berth checks layers against their config's diff_ids, so test images are made of real ones.
+ */
+export function gzipLayer(size = 128): { bytes: Buffer; diffId: string } {
+  const tar = randomBlob(size);
+  return { bytes: gzipSync(tar), diffId: sha256(tar) };
+}
+
+/** An image config (OCI and Docker alike) whose rootfs lists `diffIds`; `extra` adds or replaces fields. */
+export function imageConfig(diffIds: readonly string[], extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq(), rootfs: { type: 'layers', diff_ids: diffIds }, ...extra }),
+  );
+}
+
 /** Pushes a config + one layer and returns an (unpushed) image manifest of the given flavour. */
 export async function imageManifest(
   base: string,
@@ -235,8 +254,8 @@ export async function imageManifest(
   flavour: 'oci' | 'docker' = 'oci',
   extra: Record<string, unknown> = {},
 ): Promise<object> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: uniq() }));
-  const layer = randomBlob(128);
+  const { bytes: layer, diffId } = gzipLayer();
+  const config = imageConfig([diffId]);
   await pushBlob(base, repo, config);
   await pushBlob(base, repo, layer);
   const docker = flavour === 'docker';

@@ -141,7 +141,7 @@ describe('webhooks', () => {
     cleanups.push(() => reg.close());
     const auth = { authorization: basic('alice', 'wonderland') };
     // An empty-layer manifest: the config blob is the only blob.
-    const config = Buffer.from('{}');
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
     const digest = sha256(config);
     for (const repo of ['team/app', 'other/app']) {
       expect((await call(reg.url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, { headers: auth, body: config })).status).toBe(201);

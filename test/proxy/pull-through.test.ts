@@ -344,7 +344,7 @@ describe('pull-through cache', () => {
         expect(res.code, res.stderr).toBe(0);
       };
       // A local image sharing v2's layer.
-      const config = Buffer.from('{"architecture":"amd64","os":"linux","local":true}');
+      const config = Buffer.from('{"architecture":"amd64","os":"linux","local":true,"rootfs":{"type":"layers","diff_ids":[]}}');
       await pushBlob(capped.url, 'team/local', config);
       await pushBlob(capped.url, 'team/local', images.blobs.get(v2Layer)!);
       await pushManifest(
