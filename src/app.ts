@@ -18,6 +18,10 @@ import { hotReads } from './routes/hot-reads.js';
 import { registryRoutes } from './routes/index.js';
 import { tokenRoutes } from './routes/token.js';
 import { adminRoutes } from './routes/admin.js';
+import { browseRoutes } from './routes/browse.js';
+import { BrowseService, type LastGc } from './browse/service.js';
+import { BrowseQueries } from './db/browse.js';
+import { UsageQueries } from './gc/usage.js';
 import { sessionRoutes } from './routes/session.js';
 import { uiBuilt, uiRoutes, WEB_ROOT, withoutBrowserChallenge } from './ui/routes.js';
 import { Lifecycle } from './gc/service.js';
@@ -89,6 +93,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const metrics = new Metrics(index, maintenance);
   layers.onComputed((when, contents) => metrics.layerDigest(when, contents.format));
   lifecycle.onCollected((report) => metrics.collected(report));
+  let lastGc: LastGc | null = null;
+  lifecycle.onCollected((report) => {
+    if (!report) return;
+    const { startedAt: at, reclaimedBytes, blobs, manifests: removed, durationMs } = report;
+    lastGc = { at, reclaimedBytes, blobsRemoved: blobs.count, manifestsRemoved: removed.length, durationMs };
+  });
   lifecycle.schedule(config.gc.interval, app.log, () => maintenance.readOnly);
   app.decorate('operations', { metrics, maintenance });
   const notifier = new Notifier(index, config.notifications, app.log, (endpoint, ok) => metrics.delivery(endpoint, ok));
@@ -122,7 +132,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     closing = true;
     reaper = setInterval(() => app.server.closeIdleConnections?.(), 50);
   });
+  // Manifests stored before the image index existed are indexed in the background.
+  let closed = false;
+  const backfill = images.backfill(() => closed).then(
+    (indexed) => indexed > 0 && app.log.info({ indexed }, 'indexed the images stored before'),
+    (err: unknown) => app.log.error({ err }, 'indexing stored images failed'),
+  );
   app.addHook('onClose', async () => {
+    closed = true;
+    await backfill;
     clearInterval(reaper);
     clearInterval(purgeTimer);
     await lifecycle.close();
@@ -162,6 +180,11 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       if (!hot(req, res)) fastify!(req, res);
     });
   }
+  const browse = new BrowseService(new BrowseQueries(index.database), new UsageQueries(index), {
+    lastGc: () => lastGc,
+    mirror: () => proxy?.stats() ?? null,
+  });
+  await app.register(browseRoutes, { browse, authorizer, config });
   await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
   if (config.ui.enabled) {
     await app.register(sessionRoutes, { prefix: '/_berth/api/session', config, authorizer, signIn: auth.signIn });

@@ -34,3 +34,13 @@ export function requiredAccess(method: string, path: ApiPath, mountFrom: string 
   }
   return { repositories, catalog: false };
 }
+
+/**
+ * The browse API (`/_berth/api`) and docker search (`/v1/search`) are authorized like
+ * pulls: one repository's pages need pull on it; listings and searches are filtered per
+ * repository like `_catalog`, so they need what the catalog needs.
+ */
+export function browseAccess(repository: string | undefined): AccessRequest {
+  if (repository === undefined) return { repositories: [], catalog: true };
+  return { repositories: [{ name: repository, actions: ['pull'] }], catalog: false };
+}

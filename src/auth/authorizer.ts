@@ -31,6 +31,8 @@ export interface Grant {
   mayPull(repository: string): boolean;
   /** Whether `_catalog` shows `repository` to the caller. */
   mayList(repository: string): boolean;
+  /** Whether the caller may do `action` in `repository` (what the browse API shows it may do). */
+  may(repository: string, action: Action): boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export const UNRESTRICTED: Grant = {
   unrestricted: true,
   mayPull: () => true,
   mayList: () => true,
+  may: () => true,
 };
 
 /** Mode none: everybody may do everything. */
@@ -125,11 +128,15 @@ export class RuleAuthorizer implements Authorizer {
       (listing && covers(token.claims.access, 'registry', 'catalog', '*'));
     const pull = (repository: string, listing: boolean) =>
       this.rules.allows(identity, repository, 'pull' satisfies Action) && tokenReads(repository, listing);
+    const may = (repository: string, action: Action) =>
+      this.rules.allows(identity, repository, action) &&
+      (token === undefined || token.own || covers(token.claims.access, 'repository', repository, action));
     return {
       identity,
       unrestricted: false,
       mayPull: (repository) => pull(repository, false),
       mayList: (repository) => pull(repository, true),
+      may,
     };
   }
 }

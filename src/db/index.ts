@@ -130,6 +130,11 @@ export class MetadataIndex {
         `SELECT i.description FROM repositories r JOIN manifests m ON m.repo_id = r.id JOIN images i ON i.manifest_id = m.id
          WHERE r.name = ? AND m.digest = ?`,
       ),
+      unindexed: db.prepare<[number, number], { id: number; repository: string; content: Buffer; mediaType: string }>(
+        `SELECT m.id, r.name AS repository, m.content, m.media_type AS mediaType FROM manifests m
+         JOIN repositories r ON r.id = m.repo_id
+         WHERE m.id > ? AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_id = m.id) ORDER BY m.id LIMIT ?`,
+      ),
       manifestExists: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM manifests WHERE id = ?'),
       insertManifest: db.prepare(
         `INSERT INTO manifests (repo_id, digest, media_type, artifact_type, subject, annotations, size, content, created_at)
@@ -321,11 +326,25 @@ export class MetadataIndex {
    * the manifest is gone meanwhile. Not synced: it can always be derived again.
    */
   updateImage(id: number, image: ImageRecord): boolean {
+    return this.updateImages([[id, image]]) > 0;
+  }
+
+  /** `updateImage` for many manifests in one transaction; returns how many were written. */
+  updateImages(entries: ReadonlyArray<readonly [number, ImageRecord]>): number {
     return this.fast.transaction(() => {
-      if (this.stmt.manifestExists.get(id) === undefined) return false;
-      this.images.put(id, image);
-      return true;
+      let written = 0;
+      for (const [id, image] of entries) {
+        if (this.stmt.manifestExists.get(id) === undefined) continue;
+        this.images.put(id, image);
+        written++;
+      }
+      return written;
     }).immediate();
+  }
+
+  /** Manifests not indexed as images yet (stored before the index existed), oldest first, after row `after`. */
+  unindexedManifests(after: number, limit: number): Array<{ id: number; repository: string; content: Buffer; mediaType: string }> {
+    return this.stmt.unindexed.all(after, limit);
   }
 
   /** The description of manifest `digest` of `repo`, as indexed. */

@@ -127,6 +127,8 @@ export class Collector {
       ),
       deleteLinks: db.prepare('DELETE FROM repo_blobs WHERE digest = ?'),
       deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
+      // Search indexes each tag name once; names no tag uses any more go.
+      unusedTagNames: db.prepare('DELETE FROM tag_names WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.name = tag_names.name)'),
       hasBlob: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM blobs WHERE digest = ?'),
     };
   }
@@ -191,6 +193,7 @@ export class Collector {
       if (rule === undefined && this.policy.untaggedAfter === 'never') continue;
       this.index.write(() => this.collectRepository(repo.id, repo.name, rule, now, report));
     }
+    this.index.write(() => this.stmt.unusedTagNames.run());
     const removed = new Set<string>();
     const candidates = this.stmt.blobCandidates.all(cutoff, cutoff);
     for (let i = 0; i < candidates.length; i += BATCH) {

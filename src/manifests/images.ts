@@ -4,7 +4,7 @@ import type { ImageRecord } from '../db/images.js';
 import type { MetadataIndex } from '../db/index.js';
 import { oci } from '../errors.js';
 import { ConfigProblem, ImageConfigError, layerHistory, parseImageConfig, type ImageConfig } from './image-config.js';
-import type { Descriptor, ParsedManifest } from './parse.js';
+import { parseManifest, type Descriptor, type ParsedManifest } from './parse.js';
 import { checkLayers, type LayerCheck, type Verification, type VerifyMode } from './verify.js';
 
 /** Configs larger than this are not read (real ones are a few KiB; Docker refuses more than 8 MiB too). */
@@ -96,6 +96,34 @@ export class ImageFacts {
       );
     }
     return { record: this.record(parsed, image, check.result), result: check.result };
+  }
+
+  /**
+   * Indexes the manifests stored before the image index existed (or whose rows a crash
+   * lost): in batches, yielding to requests between them, until none is left or `stop`
+   * says so. Idempotent: only manifests without rows are read. Returns how many it indexed.
+   */
+  async backfill(stop: () => boolean, batch = 200): Promise<number> {
+    let indexed = 0;
+    for (let after = 0; !stop(); ) {
+      const rows = this.index.unindexedManifests(after, batch);
+      if (rows.length === 0) break;
+      const records: Array<[number, ImageRecord]> = [];
+      for (const row of rows) {
+        let parsed: ParsedManifest;
+        try {
+          parsed = parseManifest(row.content, row.mediaType);
+        } catch {
+          continue; // stored bytes that no longer parse are fsck's to report
+        }
+        records.push([row.id, await this.describe(row.repository, parsed, parsed.kind === 'image' ? 'unchecked' : null)]);
+      }
+      if (stop()) break;
+      indexed += this.index.updateImages(records);
+      after = rows.at(-1)!.id;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return indexed;
   }
 
   /** Reads the config of an image whose blobs are in `repo` and checks its layers against it. */

@@ -94,6 +94,8 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 function routeClass(pathname: string): string {
   if (pathname === '/v2' || pathname.startsWith('/v2/')) return parseApiPath(pathname).kind;
   if (pathname.startsWith('/_berth/admin')) return 'admin';
+  if (pathname.startsWith('/_berth/api/')) return 'api';
+  if (pathname === '/v1/search') return 'search';
   if (pathname === '/token') return 'token';
   if (PROBES.has(pathname)) return pathname.slice(1);
   return 'other';

@@ -60,6 +60,22 @@ export async function checkConsistency(dataDir: string): Promise<{ problems: str
        WHERE m.id IS NULL`,
       'tag points at a missing manifest',
     );
+    // The image index goes with the manifests, and the search index with repositories and tags.
+    dangling('SELECT i.manifest_id AS ref FROM images i LEFT JOIN manifests m ON m.id = i.manifest_id WHERE m.id IS NULL', 'image row of a missing manifest');
+    dangling('SELECT m.digest AS ref FROM manifests m LEFT JOIN images i ON i.manifest_id = m.id WHERE i.manifest_id IS NULL', 'manifest not indexed');
+    dangling(
+      'SELECT s.rowid AS ref FROM repository_search s LEFT JOIN repositories r ON r.id = s.rowid WHERE r.id IS NULL',
+      'search entry of a missing repository',
+    );
+    dangling(
+      'SELECT r.name AS ref FROM repositories r LEFT JOIN repository_search s ON s.rowid = r.id WHERE s.rowid IS NULL',
+      'repository missing from search',
+    );
+    const layersOf = db.prepare('SELECT digest FROM image_layers WHERE manifest_id = ? ORDER BY position').pluck();
+    for (const m of db.prepare('SELECT id, digest, content FROM manifests').all() as { id: number; digest: string; content: Buffer }[]) {
+      const layers = ((JSON.parse(m.content.toString()) as { layers?: { digest: string }[] }).layers ?? []).map((l) => l.digest);
+      if (JSON.stringify(layersOf.all(m.id)) !== JSON.stringify(layers)) problems.push(`image layers of ${m.digest} differ from its manifest`);
+    }
     const manifests = db.prepare('SELECT digest, size, content FROM manifests').all() as { digest: string; size: number; content: Buffer }[];
     for (const m of manifests) {
       const [algorithm, hex] = m.digest.split(':') as [string, string];
