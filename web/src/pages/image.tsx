@@ -238,7 +238,7 @@ function ReferrersSection({ manifest }: { manifest: Manifest }) {
         <p class="muted">No signatures, SBOMs or other artifacts refer to this manifest.</p>
       ) : (
         <div class="table-wrap">
-          <table class="cards">
+          <table class="cards" id="referrers-table">
             <thead>
               <tr>
                 <th scope="col">Artifact type</th>

@@ -9,6 +9,8 @@ const WIDTH = 640;
 /** Blocks span this much of the picture at most; the rest holds their labels. */
 const BLOCK = 300;
 const MIN_BLOCK = 24;
+/** Room on the left for the bracket marking the shared base. */
+const LEFT = 20;
 
 /** The bottom layers every one of which some other image uses too: a shared base. */
 function sharedBase(manifest: Manifest): number {
@@ -56,13 +58,13 @@ export function LayerStack({ manifest }: { manifest: Manifest }) {
           const w = width(layer.size);
           return (
             <g key={layer.index} class={shared ? 'layer shared' : 'layer'}>
-              <rect x={0} y={y(layer.index)} width={w} height={ROW} rx={4} />
-              <text x={8} y={y(layer.index) + ROW / 2 + 5} class="inside">
+              <rect x={LEFT} y={y(layer.index)} width={w} height={ROW} rx={4} />
+              <text x={LEFT + 8} y={y(layer.index) + ROW / 2 + 5} class="inside">
                 {layer.index}
               </text>
-              <text x={w + 10} y={y(layer.index) + ROW / 2 + 5}>
+              <text x={LEFT + w + 10} y={y(layer.index) + ROW / 2 + 5}>
                 {formatBytes(layer.size)} · {shortDigest(layer.digest).slice(7)}
-                {shared ? ` · shared with ${layer.sharedWith.images}` : ''}
+                {shared ? ` · shared with ${layer.sharedWith.images} ${layer.sharedWith.images === 1 ? 'image' : 'images'}` : ''}
               </text>
             </g>
           );
@@ -70,7 +72,7 @@ export function LayerStack({ manifest }: { manifest: Manifest }) {
         {base > 0 && (
           <path
             class="bracket"
-            d={`M ${WIDTH - 14} ${y(base - 1)} h 8 V ${height - GAP} h -8`}
+            d={`M ${LEFT - 6} ${y(base - 1)} h -8 V ${height - GAP} h 8`}
             fill="none"
           />
         )}

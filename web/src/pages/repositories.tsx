@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, type RepositorySummary } from '../api.js';
-import { Bytes, ErrorNotice, Heading, Loading, Time, usePage } from '../components.js';
+import { Bytes, ErrorNotice, Heading, Time, usePage } from '../components.js';
 import { navigate, paths, useLocation } from '../router.js';
 
 /** Repositories per page: a screenful or two, however many the registry holds. */
@@ -98,8 +98,10 @@ export function RepositoriesPage() {
         />
       </form>
       <p class="muted" role="status" aria-live="polite">
-        {loading && !listing
-          ? 'Loading repositories…'
+        {loading
+          ? q.trim() === ''
+            ? 'Loading repositories…'
+            : `Searching for “${q.trim()}”…`
           : listing
             ? shown.length === 0
               ? q.trim() === ''
@@ -109,7 +111,6 @@ export function RepositoriesPage() {
             : ''}
       </p>
       {error ? <ErrorNotice error={error} what="the repositories" /> : null}
-      {!listing && loading ? <Loading what="repositories" /> : null}
       {shown.length > 0 && (
         <div class="table-wrap">
           <table class="cards" aria-busy={loading}>
