@@ -6,7 +6,8 @@ import { ago, exactBytes, formatBytes, shortDigest } from './format.js';
 import { paths } from './router.js';
 
 export interface AppState {
-  session: SessionInfo;
+  /** Who is signed in; null until the first answer (pages load their data meanwhile). */
+  session: SessionInfo | null;
   /** Reloads the session (after signing in or out). */
   refreshSession(): Promise<void>;
 }
@@ -84,7 +85,7 @@ export function ErrorNotice({ error, what }: { error: unknown; what: string }) {
     }
     const text =
       error.status === 403
-        ? `${session.user ?? 'You'} may not see ${what}.`
+        ? `${session?.user ?? 'You'} may not see ${what}.`
         : error.status === 404
           ? `Not found: ${what} (${error.message}).`
           : `Could not load ${what}: ${error.message} (${error.code}, HTTP ${error.status}).`;

@@ -37,7 +37,7 @@ function Page({ route }: { route: Route }) {
   }
 }
 
-function Navigation({ route, session, onSignOut }: { route: Route; session: SessionInfo; onSignOut: () => void }) {
+function Navigation({ route, session, onSignOut }: { route: Route; session: SessionInfo | null; onSignOut: () => void }) {
   const current = (pages: Route['page'][]) => (pages.includes(route.page) ? 'page' : undefined);
   return (
     <header class="top">
@@ -53,7 +53,7 @@ function Navigation({ route, session, onSignOut }: { route: Route; session: Sess
         </a>
       </nav>
       <div class="account">
-        {session.mode === 'none' ? null : session.user ? (
+        {!session || session.mode === 'none' ? null : session.user ? (
           <>
             <span class="user" title={session.groups.length > 0 ? `groups: ${session.groups.join(', ')}` : undefined}>
               {session.user}
@@ -106,7 +106,7 @@ function Root() {
       </p>
     );
   }
-  if (!session) return null;
+  // The page renders at once and loads its data beside the session: one round trip less before content.
   return (
     <App.Provider value={{ session, refreshSession }}>
       <a class="skip" href="#main">

@@ -17,6 +17,7 @@ export function SignInPage() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
+  if (!session) return <Heading>Sign in</Heading>;
   if (session.mode === 'none') {
     return (
       <>

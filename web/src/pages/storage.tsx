@@ -159,7 +159,7 @@ export function StoragePage() {
                 No collection has run since the server started.
               </p>
             )}
-            {session.admin && <GcControls onDone={storage.reload} />}
+            {session?.admin && <GcControls onDone={storage.reload} />}
           </section>
 
           {s.mirror && (
