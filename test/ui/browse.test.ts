@@ -15,7 +15,7 @@ import { formatBytes } from '../../web/src/format.js';
 import { LAN_AUTH, USERS } from '../auth/lan.js';
 import { eventually, launchBrowser, openContext, screenshot, screenshotDir } from '../helpers/browser.js';
 import { offlineEnv, run } from '../helpers/exec.js';
-import { buildImagesSharingBase, readBlob, type BuiltImage, type Config } from '../helpers/images.js';
+import { buildBusyboxImage, buildImagesSharingBase, readBlob, writeIndex, type BuiltImage, type Config } from '../helpers/images.js';
 import { call, MT, sha256 } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
@@ -278,19 +278,32 @@ describe('web UI in Chromium', () => {
 });
 
 describe('web UI in Chromium, mode none', () => {
-  it('shows everything without signing in, with the administrator actions', async () => {
+  it('shows everything without signing in, with the administrator actions; an index shows its platforms', async () => {
     const browser = await launchBrowser();
     const reg = await startRegistry();
     const work = await mkdtemp(join(tmpdir(), 'berth-ui-none-'));
     try {
-      await buildImagesSharingBase(join(work, 'layout'), ['solo'], { workDir: work });
-      await run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${join(work, 'layout')}:solo`, `docker://${reg.host}/any/solo:1`], {
-        env: offlineEnv,
-        timeoutMs: 120_000,
-      });
+      const layout = join(work, 'layout');
+      await buildImagesSharingBase(layout, ['solo'], { workDir: work });
+      const skopeo = (args: string[]) => run('skopeo', ['copy', '--dest-tls-verify=false', ...args], { env: offlineEnv, timeoutMs: 120_000 });
+      await skopeo([`oci:${layout}:solo`, `docker://${reg.host}/any/solo:1`]);
+      const multi = join(work, 'multi');
+      const amd64 = await buildBusyboxImage(multi, 'amd64', { workDir: work, architecture: 'amd64' });
+      const arm64 = await buildBusyboxImage(multi, 'arm64', { workDir: work, architecture: 'arm64' });
+      await writeIndex(multi, 'both', [amd64, arm64]);
+      await skopeo(['--all', `oci:${multi}:both`, `docker://${reg.host}/any/multi:1`]);
+
       const { context, page, problems } = await openContext(browser, reg.url);
+      await page.goto('/repositories/any/multi:1');
+      await page.locator('#platforms tbody tr').first().waitFor();
+      expect(await column(page, '#platforms', 'Platform')).toEqual(['linux/amd64', 'linux/arm64']);
+      await page.locator('#platforms tbody tr').nth(1).getByRole('link').click();
+      await page.waitForURL(`**/repositories/any/multi@${arm64.digest}`);
+      await page.locator('#layers tbody tr').first().waitFor();
+      expect(await page.locator('.config dt', { hasText: 'Platform' }).locator('xpath=following-sibling::dd').textContent()).toBe('linux/arm64');
+
       await page.goto('/');
-      expect(await listed(page)).toEqual(['any/solo']);
+      expect(await listed(page)).toEqual(['any/multi', 'any/solo']);
       expect(await page.getByRole('link', { name: 'Sign in' }).count()).toBe(0);
       await page.goto('/repositories/any/solo');
       await page.getByRole('button', { name: 'Delete tag 1' }).waitFor();
