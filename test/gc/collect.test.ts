@@ -283,7 +283,9 @@ describe('garbage collection', () => {
       const path = blobFile(dataDir, sha256(bytes));
       await mkdir(join(path, '..'), { recursive: true });
       await writeFile(path, bytes);
-      if (bytes === orphanOld) await utimes(path, old, old);
+      // The new one stays within the grace period however long the pushes below take.
+      const mtime = bytes === orphanOld ? old : new Date(Date.now() + 3_600_000);
+      await utimes(path, mtime, mtime);
     }
     // A crashed run moved a blob that still has its row to trash/ (and one that has none).
     const needed = randomBlob(900);

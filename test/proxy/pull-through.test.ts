@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineEnv, tryRun } from '../helpers/exec.js';
-import { call, expectError, MT, pushBlob, pushImage, pushManifest, sha256, type Pushed } from '../helpers/oci.js';
+import { gzipSync } from 'node:zlib';
+import { call, descriptor, expectError, MT, pushBlob, pushImage, pushManifest, sha256, type Pushed } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
 import { CountingProxy, MIRROR, PUSHER, startUpstream, type Upstream } from './helpers.js';
@@ -30,12 +31,14 @@ interface Seed {
   pub: Pushed;
   pub2: Pushed;
   big: Pushed;
+  /** A gzip layer its config's diff_id does not match (pushed while the upstream did not check). */
+  mismatch: Pushed;
   blobs: Map<string, Buffer>;
 }
 
 /** Pushes the upstream's images while it runs without authentication. */
 async function seed(dataDir: string): Promise<Seed> {
-  const reg = await startRegistry({ storage: { fsync: false } }, { dataDir, keepData: true, users: [PUSHER, MIRROR] });
+  const reg = await startRegistry({ storage: { fsync: false }, verify: { layers: 'off' } }, { dataDir, keepData: true, users: [PUSHER, MIRROR] });
   try {
     const blobs = new Map<string, Buffer>();
     const image = async (repo: string, tag: string, layerSize = 4096): Promise<Pushed> => {
@@ -68,6 +71,18 @@ async function seed(dataDir: string): Promise<Seed> {
       pub: await image('public/app', 'v1'),
       pub2: await image('public/app', 'v2'),
       big: await image('library/big', 'v1', BIG),
+      mismatch: await (async () => {
+        const layer = gzipSync(Buffer.from('the layer'));
+        const config = Buffer.from(JSON.stringify({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: [sha256('other bytes')] } }));
+        for (const b of [config, layer]) blobs.set(await pushBlob(reg.url, 'library/mismatch', b), b);
+        return pushManifest(
+          reg.url,
+          'library/mismatch',
+          'v1',
+          { schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] },
+          MT.ociManifest,
+        );
+      })(),
       blobs,
     };
   } finally {
@@ -206,15 +221,17 @@ describe('pull-through cache', () => {
       return res.headers.get('docker-content-digest');
     };
     const gets = manifestRequests('GET');
+    // Earlier tests' pulls may have revalidated their tags already (a slow machine takes over a TTL between two).
+    const heads = manifestRequests('HEAD');
     expect(await digestOf()).toBe(images.v1.digest);
     expect(manifestRequests('GET')).toBe(gets + 1);
     expect(await digestOf()).toBe(images.v1.digest);
-    expect(manifestRequests('HEAD')).toBe(0);
+    expect(manifestRequests('HEAD')).toBe(heads);
 
     await sleep(1100);
     expect(await digestOf()).toBe(images.v1.digest);
     expect(await digestOf()).toBe(images.v1.digest);
-    expect(manifestRequests('HEAD')).toBe(1);
+    expect(manifestRequests('HEAD')).toBe(heads + 1);
     expect(manifestRequests('GET')).toBe(gets + 1);
 
     const moved = await call(upstream!.url, 'PUT', '/v2/library/app/manifests/moving', {
@@ -226,7 +243,7 @@ describe('pull-through cache', () => {
 
     await sleep(1100);
     expect(await digestOf()).toBe(images.v2.digest);
-    expect(manifestRequests('HEAD')).toBe(2);
+    expect(manifestRequests('HEAD')).toBe(heads + 2);
     expect(front.requests).toContain(`GET /v2/library/app/manifests/${images.v2.digest}`);
     expect(manifestRequests('GET')).toBe(gets + 2);
   });
@@ -323,6 +340,23 @@ describe('pull-through cache', () => {
     expect(front.count('GET', new RegExp(`/blobs/${config}`))).toBe(1);
     expect(front.count('GET', new RegExp(`/blobs/${layer}`))).toBe(1);
   }, 120_000);
+
+  it('checks a cached image against its config: a mismatch is served as upstream has it, logged and counted', async () => {
+    const res = await pull('library/mismatch:v1', 'mismatch');
+    expect(res.code, res.stderr).toBe(0);
+    await expectPulled('mismatch', images.mismatch);
+    // Checked in the background once every blob is cached.
+    let detail: { verification: string | null } = { verification: null };
+    for (let i = 0; i < 100 && detail.verification === null; i++) {
+      detail = (await call(mirror.url, 'GET', '/_berth/api/repositories/hub/library/mismatch/manifests/v1')).json();
+      if (detail.verification === null) await sleep(50);
+    }
+    expect(detail.verification).toBe('mismatch');
+    expect((await call(mirror.url, 'GET', '/metrics')).text).toMatch(/berth_image_verifications_total\{source="mirror",result="mismatch"\} 1/);
+    const storage = (await call(mirror.url, 'GET', '/_berth/api/storage')).json();
+    expect(storage.mirror).toMatchObject({ cacheBytes: expect.any(Number), hits: expect.any(Number), misses: expect.any(Number) });
+    expect(storage.mirror.misses).toBeGreaterThan(0);
+  });
 
   it('keeps the cache within maxBytes, evicting the least recently pulled images and never a blob a local image uses', async () => {
     const [v2Config, v2Layer] = blobsOf(images.v2) as [string, string];
