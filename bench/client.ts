@@ -119,15 +119,25 @@ export async function blobExists(base: string, repo: string, digest: string): Pr
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
+/**
+ * An image manifest. The load generator's layers are random bytes, uncompressed layers
+ * to a registry (`…v1.tar`): Berth checks every layer against its config's diff_ids,
+ * which for an uncompressed layer is the layer's own digest (see `imageConfig`).
+ */
 export function imageManifest(config: { digest: string; size: number }, layers: { digest: string; size: number }[]): Buffer {
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...l })),
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
     }),
   );
+}
+
+/** An image config whose rootfs lists the (uncompressed) layers' digests as their diff_ids. */
+export function imageConfig(fields: Record<string, unknown>, layers: { digest: string }[]): Buffer {
+  return Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', ...fields, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
 }
 
 export async function putManifest(base: string, repo: string, reference: string, manifest: Buffer): Promise<void> {

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BlobFiles } from '../src/blobstore/files.js';
+import type { ImageRecord } from '../src/db/images.js';
 import { MetadataIndex } from '../src/db/index.js';
 import { tryParseDigest } from '../src/digest.js';
 import { imageManifest, OCI_MANIFEST, sha256 } from './client.js';
@@ -12,14 +13,15 @@ import { imageManifest, OCI_MANIFEST, sha256 } from './client.js';
  * Berth's rows go through its own index code; Distribution's through its documented
  * filesystem layout. Both are then started and queried over HTTP only.
  */
-const config = Buffer.from('{"architecture":"amd64","os":"linux","scale":true}');
+const config = Buffer.from('{"architecture":"amd64","os":"linux","scale":true,"rootfs":{"type":"layers","diff_ids":[]}}');
 const configD = { digest: sha256(config), size: config.length };
 const manifest = imageManifest(configD, []);
 const manifestDigest = sha256(manifest);
 
 export const repoName = (i: number) => `scale/r${String(i).padStart(6, '0')}`;
 
-export async function populateBerth(dataDir: string, count: number): Promise<void> {
+/** `describe`: the description of repository i's image (docker search shows it). */
+export async function populateBerth(dataDir: string, count: number, describe?: (i: number) => string): Promise<void> {
   const files = new BlobFiles(dataDir, false);
   await files.init();
   const temp = files.tempPath('config');
@@ -37,9 +39,29 @@ export async function populateBerth(dataDir: string, count: number): Promise<voi
     blobs: [configD.digest],
     children: [],
   };
+  // What Berth's own push would index for the image (so nothing is left for its startup to index).
+  const image: ImageRecord = {
+    kind: 'image',
+    configDigest: configD.digest,
+    configMediaType: 'application/vnd.oci.image.config.v1+json',
+    configSize: configD.size,
+    configRead: true,
+    created: null,
+    author: null,
+    os: 'linux',
+    architecture: 'amd64',
+    variant: null,
+    details: null,
+    history: '[]',
+    platforms: null,
+    description: null,
+    contentBytes: configD.size,
+    verification: 'verified',
+    layers: [],
+  };
   for (let i = 0; i < count; i++) {
     await index.addBlob(repoName(i), configD.digest, configD.size);
-    await index.putManifest(repoName(i), record, 'latest', () => {});
+    await index.putManifest(repoName(i), record, 'latest', () => {}, { ...image, description: describe?.(i) ?? null });
   }
   index.close();
 }

@@ -51,14 +51,14 @@ function stopper(child: ChildProcess, dataDir: string, keep: boolean) {
   };
 }
 
-/** Berth from dist/ (built by `npm run bench`), logging at warn, on a fresh data directory. */
-export async function startBerth(dataDir?: string): Promise<Registry> {
+/** Berth from dist/ (built by `npm run bench`), logging at warn, on a fresh data directory; `env` adds settings. */
+export async function startBerth(dataDir?: string, env: Record<string, string> = {}): Promise<Registry> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'bench-berth-')));
   const port = await freePort();
   // BENCH_BERTH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles Berth during a run.
   const nodeArgs = process.env.BENCH_BERTH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, BERTH_CLI, 'serve'], {
-    env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_STORAGE_ROOT: dir, BERTH_LOG_LEVEL: 'warn' },
+    env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_STORAGE_ROOT: dir, BERTH_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

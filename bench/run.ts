@@ -1,7 +1,7 @@
 // `npm run bench`: Berth side by side with CNCF Distribution on loopback.
 // `npm run bench -- limits` prints this machine's ceilings only.
 // Options: --only a,b,…  (scenarios)   --seconds N (duration of e; default 30)
-// Scenario k (the web UI on 10,000 repositories) runs Berth alone, in Debian's Chromium.
+// Scenario u (the web UI on 10,000 repositories) runs Berth alone, in Debian's Chromium.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { describeRequestCeiling, fileCreation, measureLimits, printLimits, reque
 import { populateBerth, populateDistribution } from './populate.js';
 import { rssMiB, sampleRss, startBerth, startDistribution, type Registry } from './registries.js';
 import * as s from './scenarios.js';
+import * as img from './images.js';
 import { uiPageLoads } from './ui.js';
 
 type Direction = 'higher' | 'lower';
@@ -116,16 +117,13 @@ async function main(): Promise<void> {
     printLimits(await measureLimits());
     return;
   }
-  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k').split(','));
+  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k,l,m,u').split(','));
   const seconds = Number(values.seconds);
-  // Every scenario but k compares Berth with Distribution.
-  const paired = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'].some((id) => only.has(id));
-  if (paired) {
-    ensureInstalled('docker-registry', 'docker-registry');
-    ensureInstalled('wrk', 'wrk');
-    ensureInstalled('ab', 'apache2-utils');
-  }
-  if (only.has('k')) ensureInstalled('chromium', 'chromium');
+  ensureInstalled('docker-registry', 'docker-registry');
+  ensureInstalled('wrk', 'wrk');
+  ensureInstalled('ab', 'apache2-utils');
+  ensureInstalled('zstd', 'zstd');
+  if (only.has('u')) ensureInstalled('chromium', 'chromium');
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
 
   const writeMBps = await writeCeiling();
@@ -134,68 +132,67 @@ async function main(): Promise<void> {
   process.once('exit', () => rmSync(creation.dir, { recursive: true, force: true }));
   console.log(`creating an empty file in the temp dir: ${creation.micros.toFixed(0)} µs (slow after recent deletions nearby; see the README)`);
 
+  const pair = [await startDistribution(), await startBerth()];
+  const [dist, berth] = pair as [Registry, Registry];
+  // Idle means settled: V8 gives back its start-up garbage once the process has been quiet
+  // for about ten seconds (Go's scavenger returns memory similarly), so both wait 15 s.
+  await sleep(15_000);
+  const idle = [rssMiB(dist.child.pid!), rssMiB(berth.child.pid!)] as const;
+  const peaks = pair.map((r) => sampleRss(r.child.pid!));
+  const uploadTarget = (d: number) => Math.min(1.5, (0.9 * writeMBps) / d);
   let ceiling: RequestCeiling | undefined;
-  if (['a', 'b', 'c', 'd', 'e', 'f', 'h', 'i'].some((id) => only.has(id))) {
-    const pair = [await startDistribution(), await startBerth()];
-    const [dist, berth] = pair as [Registry, Registry];
-    // Idle means settled: V8 gives back its start-up garbage once the process has been quiet
-    // for about ten seconds (Go's scavenger returns memory similarly), so both wait 15 s.
-    await sleep(15_000);
-    const idle = [rssMiB(dist.child.pid!), rssMiB(berth.child.pid!)] as const;
-    const peaks = pair.map((r) => sampleRss(r.child.pid!));
-    const uploadTarget = (d: number) => Math.min(1.5, (0.9 * writeMBps) / d);
-    try {
-      if (only.has('a')) {
-        const [d, b] = await interleaved(pair, 2, s.monolithicUpload);
-        compare('a', 'monolithic upload, 256 MiB', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
-      }
-      if (only.has('b')) {
-        const [d, b] = await interleaved(pair, 2, s.chunkedUpload);
-        compare('b', 'chunked upload, 16 MiB PATCHes', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
-      }
-      if (only.has('c')) {
-        const [d, b] = await interleaved(pair, 1, s.download);
-        compare('c', 'download 256 MiB, warm cache', 'MB/s', d, b, 'higher', 1);
-      }
-      if (only.has('d')) {
-        const [d, b] = await interleaved(pair, 2, s.smallBlobs);
-        compare('d', '2,000 blobs of 4 KiB, 16 at once', 'blobs/s', d, b, 'higher', 3);
-      }
-      if (only.has('e')) {
-        const [d, b] = await interleaved(pair, 2, (r) => s.imagePushes(r, seconds));
-        compare('e', 'image pushes (20 x 1 MiB layers), 8 at once', 'images/s', d, b, 'higher', 2);
-      }
-      if (only.has('f')) {
-        const results = new Map<string, Awaited<ReturnType<typeof s.hotReads>>>();
-        for (const reg of pair) results.set(reg.name, await s.hotReads(reg, 10));
-        const d = results.get('Distribution')!;
-        const b = results.get('Berth')!;
-        compare('f', 'manifest GET by tag, 64 conns', 'req/s', d.manifest.rps, b.manifest.rps, 'higher', 10);
-        rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.manifest.p50ms, berth: b.manifest.p50ms, direction: 'lower', target: '', met: true });
-        absolute('f', '  latency p99', 'ms', d.manifest.p99ms, b.manifest.p99ms, 10);
-        compare('f', 'blob HEAD, 64 conns', 'req/s', d.head.rps, b.head.rps, 'higher', 10);
-        rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.head.p50ms, berth: b.head.p50ms, direction: 'lower', target: '', met: true });
-        absolute('f', '  latency p99', 'ms', d.head.p99ms, b.head.p99ms, 10);
-        // The same load against a bare Node server answering from memory: what one Node process reaches here.
-        ceiling = await requestCeiling(10);
-      }
-      if (only.has('i')) {
-        const [d, b] = await interleaved(pair, 2, s.concurrentUploads);
-        compare('i', '32 concurrent uploads of 32 MiB', 'MB/s', d, b, 'higher', 1);
-      }
-      if (only.has('h')) {
-        const large = new Map<string, { pushMiB: number; pullMiB: number }>();
-        for (const reg of pair) large.set(reg.name, await s.largeBlobRss(reg));
-        absolute('h', 'RSS idle', 'MiB', idle[0], idle[1], 80);
-        const [dPeak, bPeak] = peaks.map((p) => p.stop()) as [number, number];
-        absolute('h', 'RSS peak during the run', 'MiB', dPeak, bPeak, 256);
-        absolute('h', 'RSS pushing a 2 GiB blob', 'MiB', large.get('Distribution')!.pushMiB, large.get('Berth')!.pushMiB, 256);
-        absolute('h', 'RSS pulling a 2 GiB blob', 'MiB', large.get('Distribution')!.pullMiB, large.get('Berth')!.pullMiB, 256);
-      }
-    } finally {
-      for (const p of peaks) p.stop();
-      for (const reg of pair) await reg.stop();
+  try {
+    if (only.has('a')) {
+      const [d, b] = await interleaved(pair, 2, s.monolithicUpload);
+      compare('a', 'monolithic upload, 256 MiB', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
     }
+    if (only.has('b')) {
+      const [d, b] = await interleaved(pair, 2, s.chunkedUpload);
+      compare('b', 'chunked upload, 16 MiB PATCHes', 'MB/s', d, b, 'higher', Number(uploadTarget(d).toFixed(2)));
+    }
+    if (only.has('c')) {
+      const [d, b] = await interleaved(pair, 1, s.download);
+      compare('c', 'download 256 MiB, warm cache', 'MB/s', d, b, 'higher', 1);
+    }
+    if (only.has('d')) {
+      const [d, b] = await interleaved(pair, 2, s.smallBlobs);
+      compare('d', '2,000 blobs of 4 KiB, 16 at once', 'blobs/s', d, b, 'higher', 3);
+    }
+    if (only.has('e')) {
+      const [d, b] = await interleaved(pair, 2, (r) => s.imagePushes(r, seconds));
+      compare('e', 'image pushes (20 x 1 MiB layers), 8 at once', 'images/s', d, b, 'higher', 2);
+    }
+    if (only.has('f')) {
+      const results = new Map<string, Awaited<ReturnType<typeof s.hotReads>>>();
+      for (const reg of pair) results.set(reg.name, await s.hotReads(reg, 10));
+      const d = results.get('Distribution')!;
+      const b = results.get('Berth')!;
+      compare('f', 'manifest GET by tag, 64 conns', 'req/s', d.manifest.rps, b.manifest.rps, 'higher', 10);
+      rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.manifest.p50ms, berth: b.manifest.p50ms, direction: 'lower', target: '', met: true });
+      absolute('f', '  latency p99', 'ms', d.manifest.p99ms, b.manifest.p99ms, 10);
+      compare('f', 'blob HEAD, 64 conns', 'req/s', d.head.rps, b.head.rps, 'higher', 10);
+      rows.push({ id: 'f', figure: '  latency p50', unit: 'ms', distribution: d.head.p50ms, berth: b.head.p50ms, direction: 'lower', target: '', met: true });
+      absolute('f', '  latency p99', 'ms', d.head.p99ms, b.head.p99ms, 10);
+      // The same load against a bare Node server answering from memory: what one Node process reaches here.
+      ceiling = await requestCeiling(10);
+    }
+    if (only.has('i')) {
+      const [d, b] = await interleaved(pair, 2, s.concurrentUploads);
+      compare('i', '32 concurrent uploads of 32 MiB', 'MB/s', d, b, 'higher', 1);
+    }
+    if (only.has('k') || only.has('l')) await imageScenarios(pair, only);
+    if (only.has('h')) {
+      const large = new Map<string, { pushMiB: number; pullMiB: number }>();
+      for (const reg of pair) large.set(reg.name, await s.largeBlobRss(reg));
+      absolute('h', 'RSS idle', 'MiB', idle[0], idle[1], 80);
+      const [dPeak, bPeak] = peaks.map((p) => p.stop()) as [number, number];
+      absolute('h', 'RSS peak during the run', 'MiB', dPeak, bPeak, 256);
+      absolute('h', 'RSS pushing a 2 GiB blob', 'MiB', large.get('Distribution')!.pushMiB, large.get('Berth')!.pushMiB, 256);
+      absolute('h', 'RSS pulling a 2 GiB blob', 'MiB', large.get('Distribution')!.pullMiB, large.get('Berth')!.pullMiB, 256);
+    }
+  } finally {
+    for (const p of peaks) p.stop();
+    for (const reg of pair) await reg.stop();
   }
 
   if (only.has('g')) {
@@ -260,16 +257,29 @@ async function main(): Promise<void> {
     }
   }
 
-  if (only.has('k')) {
-    const loads = await uiPageLoads(10_000);
-    for (const load of loads) {
+  if (only.has('m')) {
+    const count = 100_000;
+    const dir = await img.searchIndex(count);
+    const berthSearch = await startBerth(dir);
+    try {
+      const m = await img.searchLatencies(berthSearch, count);
+      absolute('m', `docker search, ${count.toLocaleString('en')} repos, 10 matches`, 'ms', null, m.selectiveMs, 50);
+      absolute('m', `  browse API ?q=, the same 10 matches`, 'ms', null, m.apiMs, 50);
+      rows.push({ id: 'm', figure: `  docker search matching all ${count.toLocaleString('en')}`, unit: 'ms', distribution: null, berth: m.broadMs, direction: 'lower', target: '', met: true });
+    } finally {
+      await berthSearch.stop();
+      spawnSync('rm', ['-rf', dir]);
+    }
+  }
+
+  if (only.has('u')) {
+    for (const load of await uiPageLoads(10_000)) {
       const search = load.page.startsWith('  search');
-      absolute('k', search ? `${load.page}, to result` : `UI ${load.page} page, first load, 10,000 repos`, 'ms', null, load.interactiveMs, 1000);
-      if (!search) {
-        const kb = load.transferredBytes / 1000;
-        if (load.page === 'repositories') absolute('k', '  bytes transferred', 'kB', null, kb, 200);
-        else rows.push({ id: 'k', figure: '  bytes transferred', unit: 'kB', distribution: null, berth: kb, direction: 'lower', target: '', met: true });
-      }
+      absolute('u', search ? `${load.page}, to result` : `UI ${load.page} page, first load, 10,000 repos`, 'ms', null, load.interactiveMs, 1000);
+      if (search) continue;
+      const kB = load.transferredBytes / 1000;
+      if (load.page === 'repositories') absolute('u', '  bytes transferred', 'kB', null, kB, 200);
+      else rows.push({ id: 'u', figure: '  bytes transferred', unit: 'kB', distribution: null, berth: kB, direction: 'lower', target: '', met: true });
     }
   }
 
@@ -281,6 +291,57 @@ async function main(): Promise<void> {
   const summary = { date: new Date().toISOString(), writeCeilingMBps: writeMBps, fileCreateMicros: creation.micros, requestCeiling: ceiling, rows };
   writeFileSync(file, JSON.stringify(summary, null, 2));
   console.log(`\nresults: ${file}`);
+}
+
+/**
+ * k) pushes of a real gzip and zstd layer (about 256 MiB compressed) and l) manifest PUTs of
+ * 50 layers, against Distribution, Berth (layers verified, the default) and Berth with
+ * verify.layers off; and the layer thread's decompression rate per CPU-second.
+ */
+async function imageScenarios(pair: Registry[], only: Set<string>): Promise<void> {
+  const off = await startBerth(undefined, { BERTH_VERIFY_LAYERS: 'off' });
+  const trio = [...pair, off];
+  const label = (r: Registry) => (r === off ? 'Berth, verify off' : r.name);
+  try {
+    if (only.has('k')) {
+      const dir = await mkdtemp(join(tmpdir(), 'bench-layers-'));
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      const layers = await img.realLayers(dir, 640 * 1024 * 1024);
+      for (const layer of [layers.gzip, layers.zstd]) {
+        const best = new Map<string, { uploadMBps: number; pushMBps: number }>();
+        for (let rep = 0; rep < 2; rep++) {
+          for (const reg of rep % 2 === 0 ? trio : [...trio].reverse()) {
+            spawnSync('sync');
+            const result = await img.realLayerPush(reg, layer);
+            const prev = best.get(label(reg));
+            best.set(label(reg), {
+              uploadMBps: Math.max(prev?.uploadMBps ?? 0, result.uploadMBps),
+              pushMBps: Math.max(prev?.pushMBps ?? 0, result.pushMBps),
+            });
+          }
+        }
+        const d = best.get('Distribution')!;
+        const on = best.get('Berth')!;
+        const bare = best.get('Berth, verify off')!;
+        const size = `${(layer.size / 1024 / 1024).toFixed(0)} MiB ${layer.format} layer of real files`;
+        compare('k', `${size}: blob upload`, 'MB/s', d.uploadMBps, on.uploadMBps, 'higher', 1.5);
+        compare('k', `  the same, verify off`, 'MB/s', d.uploadMBps, bare.uploadMBps, 'higher', 1.5);
+        compare('k', `  whole push, until the manifest is accepted`, 'MB/s', d.pushMBps, on.pushMBps, 'higher', 1.5);
+        compare('k', `  the same, verify off`, 'MB/s', d.pushMBps, bare.pushMBps, 'higher', 1.5);
+        const rate = await img.decompressRate(layer);
+        rows.push({ id: 'k', figure: `  decompress + SHA-256 per core, in (out)`, unit: 'MB/s', distribution: null, berth: rate.inMBps, direction: 'higher', target: `${rate.outMBps.toFixed(0)} MB/s out`, met: true });
+      }
+    }
+    if (only.has('l')) {
+      const times = new Map<string, number>();
+      for (const reg of trio) times.set(label(reg), await img.manifestPut50(reg));
+      const d = times.get('Distribution')!;
+      compare('l', 'manifest PUT naming 50 layers, median', 'ms', d, times.get('Berth')!, 'lower', 1);
+      compare('l', '  the same, verify off', 'ms', d, times.get('Berth, verify off')!, 'lower', 1);
+    }
+  } finally {
+    await off.stop();
+  }
 }
 
 main().then(

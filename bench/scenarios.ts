@@ -7,6 +7,7 @@ import {
   blobExists,
   getJson,
   http,
+  imageConfig,
   imageManifest,
   OCI_MANIFEST,
   pool,
@@ -127,11 +128,9 @@ export async function imagePushes(reg: Registry, seconds: number): Promise<numbe
   const start = performance.now();
   const pushImage = async (n: number) => {
     const repo = `bench/e${n % 4}`;
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', image: n, run, registry: reg.name }));
-    const descriptors = [
-      { parts: [config], digest: sha256(config), size: config.length },
-      ...Array.from({ length: 20 }, (_, i) => layerBase.make(`e-${reg.name}-${run}-${n}-${i}`)),
-    ];
+    const layers = Array.from({ length: 20 }, (_, i) => layerBase.make(`e-${reg.name}-${run}-${n}-${i}`));
+    const config = imageConfig({ image: n, run, registry: reg.name }, layers);
+    const descriptors = [{ parts: [config], digest: sha256(config), size: config.length }, ...layers];
     for (const d of descriptors) {
       // Every blob is new: a registry that already had one would be measured on less work.
       check(!(await blobExists(reg.url, repo, d.digest)), `${reg.name} had blob ${d.digest} before it was pushed`);
@@ -205,8 +204,8 @@ export function ab(url: string, seconds: number): WrkResult {
 /** f) Manifest GET by tag (wrk) and blob HEAD (ab) under 64 connections, after a warm-up round of each. */
 export async function hotReads(reg: Registry, seconds: number): Promise<{ manifest: WrkResult; head: WrkResult }> {
   const layer = randomBytes(64 * 1024);
-  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
   const layerD = { digest: sha256(layer), size: layer.length };
+  const config = imageConfig({}, [layerD]);
   const configD = { digest: sha256(config), size: config.length };
   await pushBlob(reg.url, 'bench/f', layer, layerD.digest, layer.length);
   await pushBlob(reg.url, 'bench/f', config, configD.digest, config.length);
@@ -222,7 +221,7 @@ export async function hotReads(reg: Registry, seconds: number): Promise<{ manife
 
 /** g) setup: 5,000 repositories with one image each, and one repository with 5,000 tags. */
 export async function populateListings(reg: Registry): Promise<void> {
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","listing":true}');
+  const config = imageConfig({ listing: true }, []);
   const configD = { digest: sha256(config), size: config.length };
   const manifest = imageManifest(configD, []);
   await pool(5000, 32, async (i) => {

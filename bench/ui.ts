@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { imageManifest, pushBlob, putManifest, sha256 } from './client.js';
+import { OCI_MANIFEST, pushBlob, putManifest, sha256 } from './client.js';
 import { populateBerth, repoName } from './populate.js';
 import { startBerth } from './registries.js';
 
@@ -56,9 +56,13 @@ async function pushImages(url: string, work: string): Promise<void> {
     );
     const blobs = [config, ...layers.map((l) => l.gz)];
     for (const blob of blobs) await pushBlob(url, repo, blob, sha256(blob), blob.length);
-    const manifest = imageManifest(
-      { digest: sha256(config), size: config.length },
-      layers.map((l) => ({ digest: sha256(l.gz), size: l.gz.length })),
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(l.gz), size: l.gz.length })),
+      }),
     );
     await putManifest(url, repo, '1.0', manifest);
   }
@@ -88,8 +92,8 @@ async function load(browser: Browser, url: string, path: string, ready: string):
 }
 
 /**
- * The web UI on a registry of `count` repositories (written straight into the index, as
- * for scenario j) plus two images sharing a base pushed over HTTP: time to interactive and
+ * Scenario u: the web UI on a registry of `count` repositories (written straight into the
+ * index, as for scenario j) plus two images sharing a base pushed over HTTP: time to interactive and
  * bytes transferred of each page's first load with an empty browser cache (the median of
  * three, after one warm-up load), and the time a search takes to show its result once typed.
  */

@@ -156,6 +156,8 @@ describe('web UI in Chromium', () => {
       expect(await page.locator('#history td.created-by').allTextContents()).toEqual(history.map((h) => h.created_by ?? ''));
       expect(await column(page, '#history', 'Size')).toEqual(['0 B', formatBytes(uncompressed[1]!), formatBytes(uncompressed[0]!)]);
 
+      // Berth checked the pushed layers against the config's diff_ids.
+      expect(await page.locator('#verification').textContent()).toBe('verified against the config');
       // Configuration as pushed.
       expect(await page.locator('#env code').allTextContents()).toEqual(app.config.config?.Env ?? []);
       expect(await page.locator('#labels tbody tr td:nth-child(2)').allTextContents()).toEqual(['The app image']);

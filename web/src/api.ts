@@ -101,6 +101,8 @@ export interface Manifest {
   pushedAt: string | null;
   sizeBytes: number;
   annotations: Record<string, string> | null;
+  /** How the layers compared with the config's diff_ids (images only). */
+  verification: 'verified' | 'mismatch' | 'unverifiable' | 'invalid' | 'unchecked' | null;
   config: ImageConfig | null;
   layers: Layer[] | null;
   history: HistoryEntry[] | null;

@@ -7,6 +7,14 @@ import { LayerStack } from './layer-stack.js';
 
 const json = (value: unknown) => JSON.stringify(value);
 
+const VERIFICATION: Record<NonNullable<Manifest['verification']>, string> = {
+  verified: 'verified against the config',
+  mismatch: 'do not match the config',
+  unverifiable: 'could not be verified',
+  invalid: 'config invalid',
+  unchecked: 'not checked',
+};
+
 function ConfigSection({ manifest }: { manifest: Manifest }) {
   const config = manifest.config!;
   const labels = Object.entries(config.labels ?? {});
@@ -346,6 +354,14 @@ export function ImagePage({ name, reference }: { name: string; reference: string
                 )}
               </dd>
             </div>
+            {m.verification && (
+              <div>
+                <dt>Layers</dt>
+                <dd id="verification" title="how the layers compared with the diff_ids in the image configuration">
+                  {VERIFICATION[m.verification]}
+                </dd>
+              </div>
+            )}
             {m.subject && (
               <div>
                 <dt>Refers to</dt>
