@@ -25,6 +25,21 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /**
+ * One Chromium for a file's tests, started by the first test that asks for it. Each test
+ * asks inside its own body, so a Chromium that cannot start fails every one of them (a
+ * failing beforeAll would only have them reported as skipped).
+ */
+export function sharedBrowser(): { get(): Promise<Browser>; close(): Promise<void> } {
+  let launched: Promise<Browser> | undefined;
+  return {
+    get: () => (launched ??= launchBrowser()),
+    close: async () => {
+      if (launched) await launched.then((browser) => browser.close(), () => {});
+    },
+  };
+}
+
+/**
  * A fresh browser context (its own cookies) on `baseURL`, collecting what the page reported
  * as errors: uncaught exceptions, console errors (CSP violations among them) and requests
  * to any other origin.

@@ -9,11 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../../web/src/format.js';
 import { LAN_AUTH, USERS } from '../auth/lan.js';
-import { eventually, launchBrowser, openContext, screenshot, screenshotDir } from '../helpers/browser.js';
+import { eventually, launchBrowser, openContext, screenshot, screenshotDir, sharedBrowser } from '../helpers/browser.js';
 import { offlineEnv, run } from '../helpers/exec.js';
 import { buildBusyboxImage, buildImagesSharingBase, readBlob, writeIndex, type BuiltImage, type Config } from '../helpers/images.js';
 import { call, MT, sha256 } from '../helpers/oci.js';
@@ -67,7 +67,7 @@ const column = (page: Page, table: string, label: string) => page.locator(`${tab
 
 describe('web UI in Chromium', () => {
   let reg: TestRegistry;
-  let browser: Browser;
+  const chromium = sharedBrowser();
   let work: string;
   let images: Record<'app' | 'tool', Image>;
   let shots: Awaited<ReturnType<typeof screenshotDir>>;
@@ -81,7 +81,6 @@ describe('web UI in Chromium', () => {
     );
 
   beforeAll(async () => {
-    browser = await launchBrowser();
     shots = await screenshotDir();
     work = await mkdtemp(join(tmpdir(), 'berth-ui-e2e-'));
     images = (await buildImagesSharingBase(join(work, 'layout'), ['app', 'tool'], { workDir: work, ownBytes: 48 * 1024 })) as Record<'app' | 'tool', Image>;
@@ -93,14 +92,14 @@ describe('web UI in Chromium', () => {
     sbom = await pushReferrer(reg.url, 'web/app', images.app);
   });
   afterAll(async () => {
-    await browser?.close();
+    await chromium.close();
     await reg?.close();
     await shots?.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   it('finds repositories by search as you type, by name and by tag, showing only what the user may pull', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await page.goto('/');
       // Anonymous: internal/** is not for them.
@@ -129,7 +128,7 @@ describe('web UI in Chromium', () => {
   });
 
   it('shows an image: configuration, layers with their sizes and sharing, the layer stack, and history as docker history', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await signIn(page, USERS.alice);
       await page.goto('/repositories/web/app');
@@ -188,7 +187,7 @@ describe('web UI in Chromium', () => {
   });
 
   it('deletes a tag after a confirmation naming it; /v2 no longer lists it', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await signIn(page, USERS.alice);
       await page.goto('/repositories/web/app');
@@ -226,7 +225,7 @@ describe('web UI in Chromium', () => {
   });
 
   it('shows storage with the bytes sharing saves, and lets an administrator preview a collection', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await signIn(page, USERS.alice);
       await page.goto('/storage');
@@ -242,7 +241,7 @@ describe('web UI in Chromium', () => {
   });
 
   it('a pull-only user sees no delete or collection buttons', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await signIn(page, USERS.reader);
       await page.goto('/repositories/web/tool');
@@ -263,7 +262,7 @@ describe('web UI in Chromium', () => {
   });
 
   it('is readable at 360 px: nothing wider than the screen, tables as cards', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url, { width: 360 });
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url, { width: 360 });
     try {
       await signIn(page, USERS.alice);
       for (const path of ['/', '/repositories/web/app', '/repositories/web/app:1.0', '/storage']) {

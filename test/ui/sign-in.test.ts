@@ -6,10 +6,9 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { as, LAN_AUTH, pushAs, seedLan, USERS, type Seeded } from '../auth/lan.js';
-import { eventually, launchBrowser, openContext, screenshot, screenshotDir } from '../helpers/browser.js';
+import { eventually, openContext, screenshot, screenshotDir, sharedBrowser } from '../helpers/browser.js';
 import { call } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -42,24 +41,23 @@ async function forged(page: import('playwright-core').Page, method: string, path
 describe('web UI sign-in in Chromium', () => {
   let seeded: Seeded;
   let reg: TestRegistry;
-  let browser: Browser;
+  const chromium = sharedBrowser();
   let shots: Awaited<ReturnType<typeof screenshotDir>>;
 
   beforeAll(async () => {
-    browser = await launchBrowser();
     shots = await screenshotDir();
     seeded = await seedLan();
     reg = await startRegistry({ auth: { mode: 'basic', ...LAN_AUTH } }, { dataDir: seeded.dataDir });
   });
   afterAll(async () => {
-    await browser?.close();
+    await chromium.close();
     await reg?.close();
     await shots?.cleanup();
     if (seeded) await rm(seeded.dataDir, { recursive: true, force: true });
   });
 
   it('signs in with the keyboard, keeps the cookie from scripts, and signs out ending the session on the server', async () => {
-    const { context, page, problems } = await openContext(browser, reg.url);
+    const { context, page, problems } = await openContext(await chromium.get(), reg.url);
     try {
       await page.goto('/');
       const signInLink = page.getByRole('link', { name: 'Sign in' });
@@ -109,7 +107,7 @@ describe('web UI sign-in in Chromium', () => {
 
   it('forged changes from the page are refused: a pull-only user with or without the CSRF token, an admin without it', async () => {
     expect((await pushAs(reg.url, 'team/forge', 'v1', as(USERS.alice))).statuses).toEqual([201, 201, 201]);
-    const { context, page } = await openContext(browser, reg.url);
+    const { context, page } = await openContext(await chromium.get(), reg.url);
     try {
       const signIn = async (user: { name: string; password: string }) => {
         await page.goto('/sign-in');
@@ -136,7 +134,7 @@ describe('web UI sign-in in Chromium', () => {
   });
 
   it('a page of another site cannot use the session: the SameSite cookie stays home and its forged POST runs nothing', async () => {
-    const { context, page } = await openContext(browser, reg.url);
+    const { context, page } = await openContext(await chromium.get(), reg.url);
     try {
       await page.goto('/sign-in');
       await page.getByLabel('User name').fill(USERS.alice.name);
