@@ -26,8 +26,12 @@ export function layerWorker(zstdBinding: string): void {
   };
   const port = parentPort!;
   const READ = 1024 * 1024;
-  /** How long a read at the end of a file still being written waits before looking again. */
+  /**
+   * How long a read at the end of a file still being written waits before looking again,
+   * doubling while nothing comes (a client may pause a chunked upload for hours).
+   */
   const POLL_MS = 20;
+  const MAX_POLL_MS = 1000;
   /** Beyond this many bytes of output per byte of input (and 1 GiB), a blob is not decompressed further. */
   const MAX_RATIO = 200;
   const MIN_LIMIT = 1024 * 1024 * 1024;
@@ -91,6 +95,7 @@ export function layerWorker(zstdBinding: string): void {
     try {
       let position = 0;
       let turn = 0;
+      let poll = POLL_MS;
       for (;;) {
         if (job.cancelled) return;
         if (job.end !== undefined && position >= job.end) return;
@@ -107,16 +112,18 @@ export function layerWorker(zstdBinding: string): void {
           if (job.end !== undefined) throw new Error(`the file ended at ${position} of ${job.end} bytes`);
           give();
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, POLL_MS);
+            const timer = setTimeout(resolve, poll);
             job.wake = () => {
               clearTimeout(timer);
               resolve();
             };
           });
           job.wake = undefined;
+          poll = Math.min(2 * poll, MAX_POLL_MS);
           await take();
           continue;
         }
+        poll = POLL_MS;
         position += bytesRead;
         turn += bytesRead;
         yield buffer.subarray(0, bytesRead);

@@ -111,7 +111,7 @@ export class LayerDigests {
    * computed now from its file and remembered. Undefined when the store does not have it.
    */
   async contents(digest: string): Promise<LayerContents | undefined> {
-    const known = this.index.layerContents(digest) ?? this.early.get(digest);
+    const known = this.index.images.layerContents(digest) ?? this.early.get(digest);
     if (known) return known;
     const running = this.pending.get(digest);
     if (running) {
@@ -156,7 +156,7 @@ export class LayerDigests {
   }
 
   private remember(digest: string, contents: LayerContents, when: ComputedWhen): LayerContents {
-    if (!this.index.setLayerContents(digest, contents) && this.index.blobSize(digest) === undefined) {
+    if (!this.index.images.setLayerContents(digest, contents) && this.index.blobSize(digest) === undefined) {
       this.early.set(digest, contents);
       if (this.early.size > MAX_EARLY) this.early.delete(this.early.keys().next().value!);
     }

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { LayerContents, LayerFormat } from '../blobstore/layer-thread.js';
+import type { LayerContents } from '../blobstore/layer-thread.js';
 import { HotCache } from './hot-cache.js';
 import { ImageRows, type ImageRecord } from './images.js';
 import { WalSync } from './wal-sync.js';
@@ -67,7 +67,8 @@ export class MetadataIndex {
   private readonly wal: WalSync | undefined;
   /** Manifests, blob sizes and tag lists that clients read, cleared by every commit below that changes them. */
   private readonly hot: HotCache;
-  private readonly images: ImageRows;
+  /** What each manifest is and what each blob holds uncompressed (src/db/images.ts), on this index's connection. */
+  readonly images: ImageRows;
   private readonly stmt;
 
   /** `cacheBytes`: memory for hot manifests, blob sizes and tag lists (0: none), for a serving process. */
@@ -100,13 +101,6 @@ export class MetadataIndex {
            uncompressed_size = excluded.uncompressed_size, layer_error = excluded.layer_error
          WHERE blobs.layer_format IS NULL`,
       ),
-      layerContents: db.prepare<[string], { format: LayerFormat | null; diffId: string | null; size: number | null; error: string | null }>(
-        'SELECT layer_format AS format, diff_id AS diffId, uncompressed_size AS size, layer_error AS error FROM blobs WHERE digest = ?',
-      ),
-      setLayerContents: db.prepare(
-        `UPDATE blobs SET layer_format = ?, diff_id = ?, uncompressed_size = ?, layer_error = ?
-         WHERE digest = ? AND layer_format IS NULL`,
-      ),
       linkedBlob: db.prepare<[string, string], { size: number }>(
         `SELECT b.size FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id JOIN blobs b ON b.digest = l.digest
          WHERE r.name = ? AND l.digest = ?`,
@@ -126,16 +120,6 @@ export class MetadataIndex {
          WHERE r.name = ? AND t.name = ?`,
       ),
       manifestId: db.prepare<[number, string], { id: number }>('SELECT id FROM manifests WHERE repo_id = ? AND digest = ?'),
-      manifestDescription: db.prepare<[string, string], { description: string | null }>(
-        `SELECT i.description FROM repositories r JOIN manifests m ON m.repo_id = r.id JOIN images i ON i.manifest_id = m.id
-         WHERE r.name = ? AND m.digest = ?`,
-      ),
-      unindexed: db.prepare<[number, number], { id: number; repository: string; content: Buffer; mediaType: string }>(
-        `SELECT m.id, r.name AS repository, m.content, m.media_type AS mediaType FROM manifests m
-         JOIN repositories r ON r.id = m.repo_id
-         WHERE m.id > ? AND NOT EXISTS (SELECT 1 FROM images i WHERE i.manifest_id = m.id) ORDER BY m.id LIMIT ?`,
-      ),
-      manifestExists: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM manifests WHERE id = ?'),
       insertManifest: db.prepare(
         `INSERT INTO manifests (repo_id, digest, media_type, artifact_type, subject, annotations, size, content, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -255,27 +239,6 @@ export class MetadataIndex {
     await this.committed();
   }
 
-  /** What a stored blob holds uncompressed, if computed. */
-  layerContents(digest: string): LayerContents | undefined {
-    const row = this.stmt.layerContents.get(digest);
-    if (!row || row.format === null) return undefined;
-    return { format: row.format, digest: row.diffId ?? undefined, size: row.size ?? undefined, error: row.error ?? undefined };
-  }
-
-  /**
-   * Remembers what a blob holds uncompressed (unless known already); false when the blob
-   * has no row (yet). Not synced: it can always be computed again.
-   */
-  setLayerContents(digest: string, contents: LayerContents): boolean {
-    const { changes } = this.stmt.setLayerContents.run(
-      contents.format,
-      contents.digest ?? null,
-      contents.size ?? null,
-      contents.error ?? null,
-      digest,
-    );
-    return changes > 0;
-  }
 
   /**
    * Cross-repository mount: links `digest` into `repo` if it is in the store (when
@@ -321,36 +284,7 @@ export class MetadataIndex {
     return this.hot.read(`t\n${repo}\n${tag}`, () => toRecord(this.stmt.manifestByTag.get(repo, tag)), recordBytes);
   }
 
-  /**
-   * Rewrites what manifest `id` is (its config arrived, its layers were checked), unless
-   * the manifest is gone meanwhile. Not synced: it can always be derived again.
-   */
-  updateImage(id: number, image: ImageRecord): boolean {
-    return this.updateImages([[id, image]]) > 0;
-  }
 
-  /** `updateImage` for many manifests in one transaction; returns how many were written. */
-  updateImages(entries: ReadonlyArray<readonly [number, ImageRecord]>): number {
-    return this.fast.transaction(() => {
-      let written = 0;
-      for (const [id, image] of entries) {
-        if (this.stmt.manifestExists.get(id) === undefined) continue;
-        this.images.put(id, image);
-        written++;
-      }
-      return written;
-    }).immediate();
-  }
-
-  /** Manifests not indexed as images yet (stored before the index existed), oldest first, after row `after`. */
-  unindexedManifests(after: number, limit: number): Array<{ id: number; repository: string; content: Buffer; mediaType: string }> {
-    return this.stmt.unindexed.all(after, limit);
-  }
-
-  /** The description of manifest `digest` of `repo`, as indexed. */
-  manifestDescription(repo: string, digest: string): string | null {
-    return this.stmt.manifestDescription.get(repo, digest)?.description ?? null;
-  }
 
   hasManifest(repoId: number, digest: string): boolean {
     return this.stmt.manifestId.get(repoId, digest) !== undefined;

@@ -106,7 +106,7 @@ export class ImageFacts {
   async backfill(stop: () => boolean, batch = 200): Promise<number> {
     let indexed = 0;
     for (let after = 0; !stop(); ) {
-      const rows = this.index.unindexedManifests(after, batch);
+      const rows = this.index.images.unindexed(after, batch);
       if (rows.length === 0) break;
       const records: Array<[number, ImageRecord]> = [];
       for (const row of rows) {
@@ -119,7 +119,7 @@ export class ImageFacts {
         records.push([row.id, await this.describe(row.repository, parsed, parsed.kind === 'image' ? 'unchecked' : null)]);
       }
       if (stop()) break;
-      indexed += this.index.updateImages(records);
+      indexed += this.index.images.update(records);
       after = rows.at(-1)!.id;
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -202,7 +202,7 @@ export class ImageFacts {
     }));
     const childDescription = () => {
       for (const child of parsed.children) {
-        const description = this.index.manifestDescription(repo, child.digest);
+        const description = this.index.images.description(repo, child.digest);
         if (description) return description;
       }
       return null;

@@ -322,7 +322,7 @@ export class PullThrough {
       for (const m of this.stmt.awaiting.all(digest, repo)) {
         const parsed = parseManifest(m.content, m.mediaType);
         const checked = await images.checkMirrored(repo, parsed, log);
-        this.index.updateImage(m.id, checked?.record ?? (await images.describe(repo, parsed, null)));
+        this.index.images.update([[m.id, checked?.record ?? (await images.describe(repo, parsed, null))]]);
       }
     };
     const running = this.checks.then(work).catch((err: unknown) => log.error({ err, repository: repo }, 'checking a mirrored image failed'));
