@@ -1,6 +1,7 @@
 // `npm run bench`: Berth side by side with CNCF Distribution on loopback.
 // `npm run bench -- limits` prints this machine's ceilings only.
 // Options: --only a,b,…  (scenarios)   --seconds N (duration of e; default 30)
+// Scenario u (the web UI on 10,000 repositories) runs Berth alone, in Debian's Chromium.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { populateBerth, populateDistribution } from './populate.js';
 import { rssMiB, sampleRss, startBerth, startDistribution, type Registry } from './registries.js';
 import * as s from './scenarios.js';
 import * as img from './images.js';
+import { uiPageLoads } from './ui.js';
 
 type Direction = 'higher' | 'lower';
 interface Row {
@@ -115,12 +117,13 @@ async function main(): Promise<void> {
     printLimits(await measureLimits());
     return;
   }
-  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k,l,m').split(','));
+  const only = new Set((values.only ?? 'a,b,c,d,e,f,g,h,i,j,k,l,m,u').split(','));
   const seconds = Number(values.seconds);
   ensureInstalled('docker-registry', 'docker-registry');
   ensureInstalled('wrk', 'wrk');
   ensureInstalled('ab', 'apache2-utils');
   ensureInstalled('zstd', 'zstd');
+  if (only.has('u')) ensureInstalled('chromium', 'chromium');
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`);
 
   const writeMBps = await writeCeiling();
@@ -266,6 +269,17 @@ async function main(): Promise<void> {
     } finally {
       await berthSearch.stop();
       spawnSync('rm', ['-rf', dir]);
+    }
+  }
+
+  if (only.has('u')) {
+    for (const load of await uiPageLoads(10_000)) {
+      const search = load.page.startsWith('  search');
+      absolute('u', search ? `${load.page}, to result` : `UI ${load.page} page, first load, 10,000 repos`, 'ms', null, load.interactiveMs, 1000);
+      if (search) continue;
+      const kB = load.transferredBytes / 1000;
+      if (load.page === 'repositories') absolute('u', '  bytes transferred', 'kB', null, kB, 200);
+      else rows.push({ id: 'u', figure: '  bytes transferred', unit: 'kB', distribution: null, berth: kB, direction: 'lower', target: '', met: true });
     }
   }
 

@@ -23,6 +23,8 @@ import { browseRoutes } from './routes/browse.js';
 import { BrowseService, type LastGc } from './browse/service.js';
 import { BrowseQueries } from './db/browse.js';
 import { UsageQueries } from './gc/usage.js';
+import { sessionRoutes } from './routes/session.js';
+import { uiBuilt, uiRoutes, WEB_ROOT, withoutBrowserChallenge } from './ui/routes.js';
 import { Lifecycle } from './gc/service.js';
 import { prepareDataDirectory } from './ops/data-dir.js';
 import { HealthChecks } from './ops/health.js';
@@ -130,6 +132,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     reply.header(API_VERSION_HEADER, API_VERSION);
     done();
   });
+  if (config.ui.enabled && config.auth.mode === 'basic') app.addHook('onSend', withoutBrowserChallenge);
   // The access log costs a little on every request: only hook it in when it is written.
   const accessLog = ['info', 'debug', 'trace'].includes(config.log.level);
   if (accessLog) {
@@ -208,5 +211,10 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   await app.register(browseRoutes, { browse, authorizer, config });
   await app.register(adminRoutes, { prefix: '/_berth/admin', lifecycle, authorizer, config, maintenance });
+  if (config.ui.enabled) {
+    await app.register(sessionRoutes, { prefix: '/_berth/api/session', config, authorizer, signIn: auth.signIn });
+    if (uiBuilt(WEB_ROOT)) await app.register(uiRoutes, { root: WEB_ROOT });
+    else app.log.warn(`the web UI is not built (${WEB_ROOT} is missing): run npm run build`);
+  }
   return app;
 }

@@ -278,6 +278,15 @@ export const configSchema = z
         path: ['tokenRealm'],
       })
       .prefault({}),
+    ui: z
+      .object({
+        enabled: z.boolean().default(true),
+        sessionExpiry: duration
+          .default(43_200_000)
+          .refine((ms) => ms >= 60_000, 'a session must last at least a minute (e.g. 12h)'),
+      })
+      .strict()
+      .prefault({}),
     proxy: z
       .object({
         upstreams: jsonList(upstream).default([]),

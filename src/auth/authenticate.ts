@@ -1,6 +1,7 @@
 import { parseAuthorization } from './credentials.js';
 import type { PasswordVerifier } from './credentials.js';
 import { ANONYMOUS, type Identity } from './rules.js';
+import type { PresentedSession, Session, SessionStore } from './sessions.js';
 import type { TokenClaims, TokenVerifier } from './tokens.js';
 import type { UserDirectory } from './users.js';
 
@@ -8,14 +9,19 @@ import type { UserDirectory } from './users.js';
 export interface Caller {
   identity: Identity;
   token?: TokenClaims;
+  /** The web UI session the caller signed in with. */
+  session?: Session;
 }
 
-export type Authentication = Caller | { failed: 'credentials' | 'token' };
+/** `csrf`: a session cookie on a change without the session's CSRF header. */
+export type Authentication = Caller | { failed: 'credentials' | 'token' | 'csrf' };
 
 /**
  * Turns an Authorization header into a caller: HTTP Basic against the user directory
- * (rate-limited per address and per user), or a registry token. No header is the
- * anonymous caller; wrong credentials are a failure, never a fallback to anonymous.
+ * (rate-limited per address and per user), or a registry token. Without one, the web UI's
+ * session cookie (when sessions are on); a cookie naming no live session counts for
+ * nothing. No credentials is the anonymous caller; wrong credentials are a failure, never
+ * a fallback to anonymous.
  */
 export class Authenticator {
   constructor(
@@ -23,11 +29,12 @@ export class Authenticator {
     private readonly passwords: PasswordVerifier,
     private readonly extraGroups: Readonly<Record<string, readonly string[]>>,
     private readonly tokens: { verifier: TokenVerifier; own: boolean } | undefined,
+    private readonly sessions?: SessionStore,
   ) {}
 
-  async authenticate(authorization: string | undefined, address: string): Promise<Authentication> {
+  async authenticate(authorization: string | undefined, address: string, session?: PresentedSession): Promise<Authentication> {
     const credentials = parseAuthorization(authorization);
-    if (credentials === undefined) return { identity: ANONYMOUS };
+    if (credentials === undefined) return (session && this.session(session)) ?? { identity: ANONYMOUS };
     if (credentials.scheme === 'basic') {
       const identity = await this.password(credentials.user, credentials.password, address);
       return identity ? { identity } : { failed: 'credentials' };
@@ -52,6 +59,16 @@ export class Authenticator {
   async password(name: string, password: string, address: string): Promise<Identity | undefined> {
     const user = await this.passwords.check(name, password, address);
     return user && this.user(user.name, user.groups);
+  }
+
+  /** The caller a session cookie names, while the session lives and its user keeps the password it signed in with. */
+  session(presented: PresentedSession): Authentication | undefined {
+    const session = this.sessions?.find(presented.cookie);
+    if (!session) return undefined;
+    const stored = this.users.lookup(session.user);
+    if (!stored || !this.sessions!.current(session, stored.hash)) return undefined;
+    if (presented.changes && !this.sessions!.csrfMatches(session, presented.csrf)) return { failed: 'csrf' };
+    return { identity: this.user(stored.name, stored.groups), session };
   }
 
   private user(name: string, groups: readonly string[]): Identity {

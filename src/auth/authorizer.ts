@@ -4,13 +4,17 @@ import type { Authenticator, Caller } from './authenticate.js';
 import { unauthorized, type ChallengeScheme } from './challenge.js';
 import type { AccessRules, Identity } from './rules.js';
 import { ADMIN_SCOPE, CATALOG_SCOPE, covers, type ResourceAccess } from './scope.js';
+import { presentedSession } from './sessions.js';
 
 /**
  * The parts of an HTTP request that matter here (a FastifyRequest has them all, so routes
  * pass theirs as it is).
  */
 export interface CallerInfo {
-  headers: { authorization?: string | undefined };
+  /** Cookie and X-Berth-CSRF matter to the web UI's sessions. */
+  headers: { authorization?: string | undefined; cookie?: string | undefined; 'x-berth-csrf'?: string | string[] | undefined };
+  /** The HTTP method (a session cookie on anything but GET and HEAD needs the CSRF header); absent counts as a change. */
+  method?: string;
   /** The client's address, for failed-login rate limiting. */
   ip: string;
   /** How the client addressed Berth (`http`, `127.0.0.1:5000`): the default token realm lives there. */
@@ -77,8 +81,9 @@ export class RuleAuthorizer implements Authorizer {
   async authorize(info: CallerInfo, access: AccessRequest): Promise<Grant> {
     const scheme = this.challenge(`${info.protocol}://${info.host}`);
     const wanted = requestedScope(access);
-    const result = await this.authenticator.authenticate(info.headers.authorization, info.ip);
+    const result = await this.authenticator.authenticate(info.headers.authorization, info.ip, presentedSession(info));
     if ('failed' in result) {
+      if (result.failed === 'csrf') throw oci('DENIED', 'a change made with a session cookie needs its X-Berth-CSRF header');
       const message = result.failed === 'token' ? 'invalid or expired token' : 'invalid username or password';
       throw unauthorized(scheme, wanted, message, result.failed === 'token' ? 'invalid_token' : undefined);
     }

@@ -6,6 +6,7 @@ import { allowEverything, RuleAuthorizer, type Authorizer } from './authorizer.j
 import type { ChallengeScheme } from './challenge.js';
 import { PasswordVerifier } from './credentials.js';
 import { AccessRules } from './rules.js';
+import { SessionStore, SignIn } from './sessions.js';
 import { LoginThrottle } from './throttle.js';
 import { TokenServer } from './token-server.js';
 import type { TokenSigner, TokenVerifier } from './tokens.js';
@@ -20,6 +21,8 @@ export interface Auth {
   authorizer: Authorizer;
   /** Berth's own token endpoint: in mode token, unless an external issuer is configured. */
   tokenServer?: TokenServer;
+  /** The web UI's sign-in: in modes basic and token while the UI is enabled. */
+  signIn?: SignIn;
 }
 
 /** Where the signing key lives unless `auth.tokenKey` names one. */
@@ -63,13 +66,15 @@ export async function createAuth(config: Config, index: MetadataIndex, log: { wa
     }
   }
 
-  const authenticator = new Authenticator(users, new PasswordVerifier(users, throttle), auth.groups, tokens);
+  const sessions = config.ui.enabled ? new SessionStore(index.database, config.ui.sessionExpiry) : undefined;
+  const authenticator = new Authenticator(users, new PasswordVerifier(users, throttle), auth.groups, tokens, sessions);
   const challenge = (origin: string): ChallengeScheme =>
     auth.mode === 'basic'
       ? { scheme: 'basic', realm: auth.realm }
       : { scheme: 'bearer', realm: auth.tokenRealm || `${origin}/token`, service: auth.tokenService };
   return {
     authorizer: new RuleAuthorizer(authenticator, rules, auth.adminGroups, challenge),
+    ...(sessions && { signIn: new SignIn(sessions, authenticator, users) }),
     ...(signer && {
       tokenServer: new TokenServer(authenticator, rules, auth.adminGroups, signer, auth.tokenService, auth.realm),
     }),

@@ -241,4 +241,18 @@ export const MIGRATIONS: readonly string[] = [
   END;
   CREATE INDEX tags_name ON tags(name);
   `,
+  // Web UI sign-in sessions (src/auth/sessions.ts): the SHA-256 of each session's cookie
+  // value (never the value itself), its user, its CSRF token, a fingerprint of the user's
+  // password hash at sign-in (a changed password ends the session) and its expiry.
+  `
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX sessions_expiry ON sessions (expires_at);
+  `,
 ];

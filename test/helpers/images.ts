@@ -247,3 +247,74 @@ export async function makeRootfsTar(
   await run('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarPath, '.']);
   return tarPath;
 }
+
+export interface Config {
+  architecture: string;
+  os: string;
+  config?: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; Labels?: Record<string, string> };
+  history?: Array<{ created?: string; created_by?: string; comment?: string; empty_layer?: boolean }>;
+  rootfs: { diff_ids: string[] };
+}
+
+/**
+ * Builds images that share a base, as images built FROM one base image do: `base` holds one
+ * layer (the static busybox and a salt file), and each of `names` is that base plus a layer
+ * of its own (`ownBytes` random bytes) and a configuration of its own (command, environment,
+ * labels), every step recorded in the history with a `created_by` of its own. Tags each
+ * name in `layout`.
+ */
+export async function buildImagesSharingBase(
+  layout: string,
+  names: readonly string[],
+  options: { workDir: string; ownBytes?: number },
+): Promise<Record<string, BuiltImage & { config: Config }>> {
+  const salt = randomBytes(8).toString('hex');
+  const src = join(options.workDir, `shared-base-${salt}`);
+  await run('umoci', ['init', '--layout', layout]);
+  await run('umoci', ['new', '--image', `${layout}:base`]);
+  const base = join(src, 'base');
+  await mkdir(join(base, 'bin'), { recursive: true });
+  await mkdir(join(base, 'etc', 'berth'), { recursive: true });
+  await copyFile(BUSYBOX, join(base, 'bin', 'busybox'));
+  await writeFile(join(base, 'etc', 'berth', 'salt'), `${salt}\n`);
+  await run('umoci', ['insert', '--image', `${layout}:base`, '--history.created_by', `ADD base-${salt}.tar /`, base, '/']);
+  const built: Record<string, BuiltImage & { config: Config }> = {};
+  for (const name of names) {
+    const own = join(src, name);
+    await mkdir(own, { recursive: true });
+    await writeFile(join(own, `${name}.bin`), randomBytes(options.ownBytes ?? 32 * 1024));
+    await run('umoci', ['insert', '--image', `${layout}:base`, '--tag', name, '--history.created_by', `COPY ${name}/ /opt/${name}`, own, `/opt/${name}`]);
+    await run('umoci', [
+      'config',
+      '--image',
+      `${layout}:${name}`,
+      '--architecture',
+      'amd64',
+      '--os',
+      'linux',
+      '--config.cmd',
+      `/opt/${name}/run`,
+      '--config.env',
+      `APP=${name}`,
+      '--config.label',
+      `org.opencontainers.image.description=The ${name} image`,
+      '--history.created_by',
+      `CMD ["/opt/${name}/run"]`,
+    ]);
+  }
+  await run('umoci', ['gc', '--layout', layout]);
+  for (const name of names) {
+    const img = await readLayoutTag(layout, name);
+    const manifest = JSON.parse(img.bytes.toString('utf8')) as ImageManifest;
+    const config = JSON.parse((await readBlob(layout, manifest.config.digest)).toString('utf8')) as Config;
+    built[name] = {
+      ...img,
+      manifest,
+      configDigest: manifest.config.digest,
+      layerDigests: manifest.layers.map((l) => l.digest),
+      architecture: 'amd64',
+      config,
+    };
+  }
+  return built;
+}
