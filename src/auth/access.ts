@@ -11,6 +11,11 @@ export interface AccessRequest {
   catalog: boolean;
   admin?: boolean;
   /**
+   * A listing filtered to what the caller may pull (the browse API's lists, docker
+   * search): anyone may ask, anonymous callers included, and gets what it may see.
+   */
+  listing?: boolean;
+  /**
    * The source of a cross-repository mount. Pull on it is asked for (it is part of the
    * challenge's scope); a token must carry it when the rules let the caller read the
    * source, but a caller the rules do not let read it is not refused: the mount is not
@@ -43,10 +48,12 @@ export function requiredAccess(method: string, path: ApiPath, mountFrom: string 
 
 /**
  * The browse API (`/_berth/api`) and docker search (`/v1/search`) are authorized like
- * pulls: one repository's pages need pull on it; listings and searches are filtered per
- * repository like `_catalog`, so they need what the catalog needs.
+ * pulls: one repository's pages need pull on it; listings and searches show each
+ * caller, anonymous ones too, the repositories it may pull. Unlike `_catalog`, they do
+ * not ask anonymous callers to authenticate: `docker search` and the web UI's visitors
+ * get what anonymous may pull.
  */
 export function browseAccess(repository: string | undefined): AccessRequest {
-  if (repository === undefined) return { repositories: [], catalog: true };
+  if (repository === undefined) return { repositories: [], catalog: false, listing: true };
   return { repositories: [{ name: repository, actions: ['pull'] }], catalog: false };
 }

@@ -91,7 +91,7 @@ export class RuleAuthorizer implements Authorizer {
     const needed = this.needed(result, access);
     const anonymous = identity.kind === 'anonymous';
     // The API root answers whether the client is authenticated (docker login checks it).
-    const root = access.repositories.length === 0 && !access.catalog && !access.admin;
+    const root = access.repositories.length === 0 && !access.catalog && !access.admin && !access.listing;
     if (root && anonymous && !token) throw unauthorized(scheme, []);
     if (needed.some((n) => !n.rulesAllow)) {
       if (anonymous) throw unauthorized(scheme, wanted);

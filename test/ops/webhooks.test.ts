@@ -174,7 +174,8 @@ describe('webhooks', () => {
     }, { users: [{ name: 'ci', password: 'ci-pass' }] });
     cleanups.push(() => reg.close());
     const auth = { authorization: basic('ci', 'ci-pass'), 'user-agent': 'docker/27.0' };
-    const config = Buffer.from('{}');
+    // An empty-layer image: the config blob is the only blob.
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
     expect((await call(reg.url, 'POST', `/v2/team/app/blobs/uploads/?digest=${sha256(config)}`, { headers: auth, body: config })).status).toBe(201);
     const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [] }));
     const digest = sha256(manifest);
