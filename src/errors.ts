@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  // Not in the OCI table: CNCF Distribution's code for a page size `n` that is not a number.
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   // Not in the OCI table; CNCF Distribution uses it when a mirrored upstream cannot be reached.
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -11,7 +11,7 @@ const MAX_PAGE = 10_000;
 
 function pageSize(query: Query, fallback: number): number {
   if (query.n === undefined || query.n === '') return fallback;
-  if (!/^\d+$/.test(query.n)) throw oci('UNSUPPORTED', `invalid page size n=${query.n}`, { n: query.n }, { status: 400 });
+  if (!/^\d+$/.test(query.n)) throw oci('PAGINATION_NUMBER_INVALID', `invalid page size n=${query.n}: give a whole number of entries`, { n: query.n });
   return Math.min(Number(query.n), MAX_PAGE);
 }
 
