@@ -21,6 +21,7 @@ import { HealthChecks } from './ops/health.js';
 import { Maintenance } from './ops/maintenance.js';
 import { Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/webhooks.js';
+import { InstanceLock } from './ops/instance-lock.js';
 import { serverOptions } from './tls/server.js';
 import { Actors, installOperations } from './routes/ops.js';
 
@@ -30,12 +31,20 @@ import { Actors, installOperations } from './routes/ops.js';
  */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   await mkdir(config.storage.root, { recursive: true });
+  // Before anything on the directory changes: a second server must not empty tmp/ under the first.
+  const lock = InstanceLock.acquire(config.storage.root);
+  let index: MetadataIndex;
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
-  await files.init();
-  const index = new MetadataIndex(join(config.storage.root, 'index.db'), {
-    durable: config.storage.fsync,
-    cacheBytes: config.storage.cacheBytes,
-  });
+  try {
+    await files.init();
+    index = new MetadataIndex(join(config.storage.root, 'index.db'), {
+      durable: config.storage.fsync,
+      cacheBytes: config.storage.cacheBytes,
+    });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const blobs = new BlobService(files, index);
   const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
   const manifests = new ManifestService(index);
@@ -69,6 +78,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     if (purged > 0) app.log.info({ purged }, 'purged idle upload sessions');
   } catch (err) {
     index.close();
+    lock.release();
     throw err;
   }
   const purgeTimer = setInterval(() => {
@@ -122,6 +132,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await proxy?.close();
     await files.close();
     index.close();
+    lock.release();
   });
 
   app.setErrorHandler(handleError);
