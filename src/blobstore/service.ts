@@ -88,6 +88,18 @@ export class BlobService {
     await this.files.publish(source, digest, options);
     await this.index.addBlob(repo, digest.value, size);
   }
+
+  /**
+   * The end of upload session `id`, whose verified data is `source`: the file goes into
+   * the store as a second link, so the session keeps its data until the one transaction
+   * that records the blob also ends the session. Killed at any instant, the upload is
+   * either complete or still resumable with every byte it had. The caller removes
+   * `source` afterwards.
+   */
+  async commitUpload(repo: string, id: string, source: string, digest: Digest, size: number, options: { fresh?: boolean } = {}): Promise<void> {
+    await this.files.publish(source, digest, { ...options, keep: true });
+    await this.index.addBlob(repo, digest.value, size, id);
+  }
 }
 
 export function digestMismatch(expected: string, actual: string) {

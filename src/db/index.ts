@@ -32,6 +32,8 @@ export interface UploadRow {
   repo: string;
   createdAt: number;
   updatedAt: number;
+  /** Bytes of data the session was last known to hold. */
+  received: number;
 }
 
 interface ManifestRow {
@@ -132,10 +134,10 @@ export class MetadataIndex {
          WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
       ),
       insertUpload: db.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
-      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
-        'SELECT id, repo, created_at, updated_at FROM uploads WHERE id = ?',
+      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number; received: number }>(
+        'SELECT id, repo, created_at, updated_at, received FROM uploads WHERE id = ?',
       ),
-      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      touchUpload: db.prepare('UPDATE uploads SET updated_at = ?, received = COALESCE(?, received) WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
       staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
       uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
@@ -211,12 +213,16 @@ export class MetadataIndex {
     return this.hot.read(`b\n${repo}\n${digest}`, () => this.stmt.linkedBlob.get(repo, digest)?.size, () => 0);
   }
 
-  /** Records a blob whose file is already durable in the store and links it into `repo`. */
-  async addBlob(repo: string, digest: string, size: number): Promise<void> {
+  /**
+   * Records a blob whose file is already durable in the store and links it into `repo`;
+   * with `upload`, the session it came from ends in the same transaction.
+   */
+  async addBlob(repo: string, digest: string, size: number, upload?: string): Promise<void> {
     const now = Date.now();
     this.fast.transaction(() => {
       this.stmt.insertBlob.run(digest, size, now);
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+      if (upload !== undefined) this.stmt.deleteUpload.run(upload);
     }).immediate();
     await this.committed();
   }
@@ -341,11 +347,12 @@ export class MetadataIndex {
 
   getUpload(id: string): UploadRow | undefined {
     const row = this.stmt.upload.get(id);
-    return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at };
+    return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at, received: row.received };
   }
 
-  touchUpload(id: string): void {
-    this.stmt.touchUpload.run(Date.now(), id);
+  /** Marks the session active now and, when known, records how many bytes it holds. */
+  touchUpload(id: string, received?: number): void {
+    this.stmt.touchUpload.run(Date.now(), received ?? null, id);
   }
 
   deleteUpload(id: string): void {
