@@ -7,7 +7,7 @@ import { RegistryError, oci } from '../errors.js';
  * 500 whose internals stay in the log.
  */
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
-  const registryError = error instanceof RegistryError ? error : fromFastify(error as FastifyError);
+  const registryError = error instanceof RegistryError ? error : (storageFull(error) ?? fromFastify(error as FastifyError));
   if (!registryError) {
     request.log.error({ err: error }, 'request failed');
     return reply
@@ -21,6 +21,19 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     .headers(registryError.headers)
     .type('application/json')
     .send(JSON.stringify(registryError.toJSON()));
+}
+
+/** Out of space or quota, from the file system or from SQLite. */
+const FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/**
+ * A write that found the disk full: the operation left nothing half-done (temporary
+ * files are removed, transactions roll back, sessions keep their bytes), so the client
+ * may retry once space is freed; the log has the details.
+ */
+function storageFull(error: Error): RegistryError | undefined {
+  if (!FULL.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+  return oci('STORAGE_FULL', "the registry's storage is full; retry once space is freed (an upload session keeps the bytes it holds)");
 }
 
 /** The client went away mid-body: nothing was stored, and there is nobody to answer. */

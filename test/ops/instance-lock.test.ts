@@ -1,10 +1,11 @@
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config.js';
-import { berthAsync } from '../gc/helpers.js';
+import { berthAsync, CLI } from '../gc/helpers.js';
 import { call, randomBlob, sha256 } from '../helpers/oci.js';
 import { killHard, spawnRegistry, type RegistryProcess } from '../helpers/process.js';
 import { startRegistry } from '../helpers/registry.js';
@@ -26,6 +27,26 @@ async function start(dir: string): Promise<RegistryProcess> {
   const registry = await spawnRegistry(dir);
   running.push(registry);
   return registry;
+}
+
+/** `berth serve` that is expected to refuse: its exit code and stderr (killed, and a failure, if it starts instead). */
+function serveExpectingRefusal(dir: string): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'serve'], {
+      env: { PATH: process.env.PATH, BERTH_STORAGE_ROOT: dir, BERTH_HTTP_ADDR: '127.0.0.1:0' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the second berth serve did not exit: it started beside the first'));
+    }, 30_000);
+    child.once('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr });
+    });
+  });
 }
 
 /** A monolithic upload whose body the test writes piece by piece; `done` is its status. */
@@ -54,7 +75,7 @@ describe('one server per data directory', () => {
     for (let i = 0; i < 200 && (await readdir(join(dir, 'tmp'))).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     expect((await readdir(join(dir, 'tmp'))).length).toBe(1);
 
-    const second = await berthAsync(['serve'], dir, { BERTH_HTTP_ADDR: '127.0.0.1:0' });
+    const second = await serveExpectingRefusal(dir);
     expect(second.status).toBe(1);
     const message = second.stderr.trim();
     expect(message.split('\n')).toHaveLength(1);
