@@ -25,11 +25,21 @@ import { InstanceLock } from './ops/instance-lock.js';
 import { serverOptions } from './tls/server.js';
 import { Actors, installOperations } from './routes/ops.js';
 
+/** What a test may change about a registry beyond its configuration. */
+export interface AppOptions {
+  /**
+   * The time ages are judged by: the storage lifecycle's (grace period, retention,
+   * untagged manifests) and upload sessions' idle timeout, which also stamps sessions.
+   * Tests set it instead of waiting; blob files' and other rows' times stay the real ones.
+   */
+  clock?: () => number;
+}
+
 /**
  * Builds the registry: storage, index, services and routes. Never listens; the
  * caller (server.ts, tests) decides where. Closing the app closes the index.
  */
-export async function buildApp(config: Config): Promise<FastifyInstance> {
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   await mkdir(config.storage.root, { recursive: true });
   // Before anything on the directory changes: a second server must not empty tmp/ under the first.
   const lock = InstanceLock.acquire(config.storage.root);
@@ -46,7 +56,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     throw err;
   }
   const blobs = new BlobService(files, index);
-  const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
+  const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout, options.clock);
   const manifests = new ManifestService(index);
   // The pull-through cache is loaded only when upstreams are configured.
   const proxy =
@@ -88,7 +98,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     );
   }, config.uploads.purgeInterval);
   purgeTimer.unref();
-  const lifecycle = new Lifecycle(files, index, config);
+  const lifecycle = new Lifecycle(files, index, config, options.clock);
   const maintenance = new Maintenance(config.storage.readOnly);
   const metrics = new Metrics(index, maintenance);
   lifecycle.onCollected((report) => metrics.collected(report));

@@ -47,6 +47,8 @@ export class UploadSessions {
     private readonly index: MetadataIndex,
     private readonly blobs: BlobService,
     private readonly idleTimeoutMs: number,
+    /** The time sessions are stamped with and judged idle by. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -67,7 +69,7 @@ export class UploadSessions {
 
   async create(repo: string): Promise<string> {
     const id = randomUUID();
-    this.index.createUpload(id, repo);
+    this.index.createUpload(id, repo, this.now());
     this.live.set(id, { hash: this.files.writer.newHash(LIVE_ALGORITHM), offset: 0 });
     return id;
   }
@@ -110,15 +112,15 @@ export class UploadSessions {
   }
 
   /** Removes sessions idle for longer than the configured timeout; returns how many. */
-  async purgeIdle(now = Date.now()): Promise<number> {
-    const stale = this.index.uploadsIdleSince(now - this.idleTimeoutMs).filter((id) => !this.busy.has(id));
+  async purgeIdle(): Promise<number> {
+    const stale = this.index.uploadsIdleSince(this.now() - this.idleTimeoutMs).filter((id) => !this.busy.has(id));
     for (const id of stale) await this.remove(id);
     return stale.length;
   }
 
   private session(repo: string, id: string): void {
     const row = this.index.getUpload(id);
-    if (!row || row.repo !== repo || row.updatedAt < Date.now() - this.idleTimeoutMs) {
+    if (!row || row.repo !== repo || row.updatedAt < this.now() - this.idleTimeoutMs) {
       throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown to repository "${repo}"`, { uuid: id });
     }
   }
@@ -141,7 +143,7 @@ export class UploadSessions {
     } finally {
       this.busy.delete(id);
       try {
-        this.index.touchUpload(id, this.live.get(id)?.offset); // a no-op once the session is gone
+        this.index.touchUpload(id, this.now(), this.live.get(id)?.offset); // a no-op once the session is gone
       } catch (err) {
         if (!failed) throw err; // otherwise the work's own error says more
       }

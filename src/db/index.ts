@@ -340,8 +340,7 @@ export class MetadataIndex {
     }));
   }
 
-  createUpload(id: string, repo: string): void {
-    const now = Date.now();
+  createUpload(id: string, repo: string, now: number): void {
     this.stmt.insertUpload.run(id, repo, now, now);
   }
 
@@ -350,9 +349,9 @@ export class MetadataIndex {
     return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at, received: row.received };
   }
 
-  /** Marks the session active now and, when known, records how many bytes it holds. */
-  touchUpload(id: string, received?: number): void {
-    this.stmt.touchUpload.run(Date.now(), received ?? null, id);
+  /** Marks the session active at `now` and, when known, records how many bytes it holds. */
+  touchUpload(id: string, now: number, received?: number): void {
+    this.stmt.touchUpload.run(now, received ?? null, id);
   }
 
   deleteUpload(id: string): void {

@@ -12,6 +12,7 @@ import { BlobService } from '../../src/blobstore/service.js';
 import { UploadSessions } from '../../src/blobstore/uploads.js';
 import { MetadataIndex } from '../../src/db/index.js';
 import { parseDigest } from '../../src/digest.js';
+import { TestClock } from '../helpers/clock.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 describe('upload sessions', () => {
@@ -25,23 +26,38 @@ describe('upload sessions', () => {
   });
 
   it('expire after the idle timeout, data and all', async () => {
-    reg = await startRegistry({ uploads: { idleTimeout: '1s', purgeInterval: '200ms' } });
+    // The registry's clock says how much time passes; the purge looks every 50 ms.
+    const clock = new TestClock();
+    clock.set(Date.now());
+    reg = await startRegistry({ uploads: { idleTimeout: '1h', purgeInterval: '50ms' } }, { clock: clock.now });
     const start = await fetch(`${reg.url}/v2/idle/app/blobs/uploads/`, { method: 'POST' });
     const location = start.headers.get('location')!;
     const id = start.headers.get('docker-upload-uuid')!;
     await fetch(`${reg.url}${location}`, { method: 'PATCH', body: Buffer.alloc(1000, 1) });
     expect(existsSync(join(reg.dataDir, 'uploads', id))).toBe(true);
+    const purged = async () => {
+      // Two purge intervals at least: one whole look at the sessions happened meanwhile.
+      await sleep(150);
+      return !existsSync(join(reg!.dataDir, 'uploads', id));
+    };
 
     // A session in use stays alive...
-    await sleep(600);
+    clock.set(clock.now() + 40 * 60_000);
+    expect(await purged()).toBe(false);
     expect((await fetch(`${reg.url}${location}`)).status).toBe(204);
     await fetch(`${reg.url}${location}`, { method: 'PATCH', body: Buffer.alloc(10, 2) });
-    await sleep(600);
+    // (70 minutes after it began, 30 after its last chunk)
+    clock.set(clock.now() + 30 * 60_000);
+    expect(await purged()).toBe(false);
     expect((await fetch(`${reg.url}${location}`)).headers.get('range')).toBe('0-1009');
 
     // ...and one left alone is purged.
-    await sleep(1600);
-    const gone = await fetch(`${reg.url}${location}`);
+    clock.set(clock.now() + 31 * 60_000);
+    let gone = await fetch(`${reg.url}${location}`);
+    // The status check alone refuses it; the purge removes its data.
+    expect(gone.status).toBe(404);
+    while (!(await purged()));
+    gone = await fetch(`${reg.url}${location}`);
     expect(gone.status).toBe(404);
     expect(((await gone.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('BLOB_UPLOAD_UNKNOWN');
     expect(existsSync(join(reg.dataDir, 'uploads', id))).toBe(false);

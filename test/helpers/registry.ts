@@ -25,7 +25,7 @@ type Sections = Parameters<typeof makeConfig>[0];
  */
 export async function startRegistry(
   overrides: Sections = {},
-  options: { dataDir?: string; keepData?: boolean; users?: readonly SeedUser[] } = {},
+  options: { dataDir?: string; keepData?: boolean; users?: readonly SeedUser[]; clock?: () => number } = {},
 ): Promise<TestRegistry> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   if (options.users) await seedUsers(dataDir, options.users);
@@ -39,7 +39,7 @@ export async function startRegistry(
     // seconds): the overload protection would answer 503. Tests of it turn it on.
     limits: { maxEventLoopDelay: 0, ...(sections.limits as object) },
   });
-  const app = await buildApp(config);
+  const app = await buildApp(config, { clock: options.clock });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
