@@ -29,8 +29,9 @@ import { Actors, installOperations } from './routes/ops.js';
 export interface AppOptions {
   /**
    * The time ages are judged by: the storage lifecycle's (grace period, retention,
-   * untagged manifests) and upload sessions' idle timeout, which also stamps sessions.
-   * Tests set it instead of waiting; blob files' and other rows' times stay the real ones.
+   * untagged manifests), upload sessions' idle timeout (which also stamps sessions) and
+   * the pull-through cache's (tag TTL, upstream tokens and back-off). Tests set it
+   * instead of waiting; blob files' and other rows' times stay the real ones.
    */
   clock?: () => number;
 }
@@ -61,7 +62,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // The pull-through cache is loaded only when upstreams are configured.
   const proxy =
     config.proxy.upstreams.length > 0
-      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files)
+      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files, options.clock)
       : undefined;
 
   // Request ids in Fastify's own format, from one sequence that the hot reads share.

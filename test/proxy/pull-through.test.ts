@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineEnv, tryRun } from '../helpers/exec.js';
 import { call, expectError, MT, pushBlob, pushImage, pushManifest, sha256, type Pushed } from '../helpers/oci.js';
+import { HOUR, TestClock } from '../helpers/clock.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
 import { CountingProxy, MIRROR, PUSHER, startUpstream, type Upstream } from './helpers.js';
@@ -103,6 +104,8 @@ describe('pull-through cache', () => {
   let upstream: Upstream | undefined;
   let front: CountingProxy;
   let mirror: TestRegistry;
+  // The mirror's clock: cached tags go stale when the test moves it, not with the machine's pace.
+  const clock = new TestClock();
 
   const blobGets = () => front.count('GET', /\/blobs\/sha256:/);
   const pull = async (ref: string, dir: string) => {
@@ -129,13 +132,13 @@ describe('pull-through cache', () => {
       storage: { fsync: false },
       proxy: {
         upstreams: [
-          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1s', timeout: '10s' },
+          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1h', timeout: '10s' },
           { name: 'direct', url: upstream.url, tagTtl: '1h', timeout: '10s' },
         ],
         defaultUpstream: 'hub',
         local: ['team/**'],
       },
-    });
+    }, { clock: clock.now });
   }, 120_000);
 
   afterAll(async () => {
@@ -211,7 +214,7 @@ describe('pull-through cache', () => {
     expect(await digestOf()).toBe(images.v1.digest);
     expect(manifestRequests('HEAD')).toBe(0);
 
-    await sleep(1100);
+    clock.advance(HOUR + 1000); // past the tag's TTL
     expect(await digestOf()).toBe(images.v1.digest);
     expect(await digestOf()).toBe(images.v1.digest);
     expect(manifestRequests('HEAD')).toBe(1);
@@ -224,7 +227,7 @@ describe('pull-through cache', () => {
     expect(moved.status, moved.text).toBe(201);
     expect(await digestOf()).toBe(images.v1.digest);
 
-    await sleep(1100);
+    clock.advance(HOUR + 1000);
     expect(await digestOf()).toBe(images.v2.digest);
     expect(manifestRequests('HEAD')).toBe(2);
     expect(front.requests).toContain(`GET /v2/library/app/manifests/${images.v2.digest}`);
@@ -393,7 +396,7 @@ describe('pull-through cache', () => {
     await upstream!.app.close();
     const port = upstream!.port;
     upstream = undefined;
-    await sleep(1100); // hub's tags are stale now
+    clock.advance(HOUR + 1000); // hub's tags are stale now
     for (const [ref, image] of [['direct/public/app:v1', images.pub], ['library/app:v1', images.v1]] as const) {
       const again = await pull(ref, `down-${image.digest.slice(7, 15)}`);
       expect(again.code, again.stderr).toBe(0);
