@@ -14,6 +14,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
+    globalSetup: ['./test/global-setup.ts'],
     projects: [
       { extends: true, test: { name: 'berth', include: ['test/**/*.test.ts'] } },
       conformanceWithAuth('basic'),
