@@ -44,6 +44,7 @@ export function readQuery(parsed: unknown): Query {
   return query;
 }
 
-export function repeated(name: string, code: ErrorCode = 'UNSUPPORTED') {
-  return oci(code, `query parameter "${name}" is given more than once; give it once`, { parameter: name }, { status: 400 });
+/** The refusal of a parameter given more than once (`where`: of a query string, or of a form). */
+export function repeated(name: string, code: ErrorCode = 'UNSUPPORTED', where: 'query parameter' | 'form field' = 'query parameter') {
+  return oci(code, `${where} "${name}" is given more than once; give it once`, { parameter: name }, { status: 400 });
 }

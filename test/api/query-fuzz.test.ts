@@ -186,6 +186,24 @@ describe('a parameter given twice is refused with 400, anonymous callers include
     expect(res.json().errors[0].code).toBe('UNSUPPORTED');
   });
 
+  it('the OAuth2 form of POST /token refuses its fields twice too', async () => {
+    for (const field of ['grant_type', 'username', 'password', 'service']) {
+      const form = new URLSearchParams([
+        ['grant_type', 'password'],
+        ['username', 'root'],
+        ['password', 'rootpass'],
+        ['service', 'berth'],
+        [field, 'again'],
+      ]);
+      const res = await call(token.url, 'POST', '/token', {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      });
+      expect(res.status, res.text).toBe(400);
+      expect(res.json().errors[0].message).toBe(`form field "${field}" is given more than once; give it once`);
+    }
+  });
+
   it('scope may be repeated on /token (docker asks for several)', async () => {
     const res = await send(ROUTES.token!, [
       ['scope', `repository:${repo}:pull`],
@@ -239,9 +257,11 @@ describe('every parameter of every route, of every type', () => {
     const route = ROUTES[routeName as keyof typeof ROUTES]!;
     for (const parameter of [...PARAMETERS, ...ODD_KEYS]) {
       for (const value of VALUES) {
-        const label = `${route.name} ${parameter}=${value.slice(0, 20)}`;
-        expectHandled(await send(route, [[parameter, value]]), label);
-        expectHandled(await send(route, [[parameter, value], [parameter, value], [parameter, 'x']]), `${label} (x3)`);
+        expectHandled(await send(route, [[parameter, value]]), `${route.name} ${parameter}=${value.slice(0, 20)}`);
+      }
+      // Repeated, with the values that stress a parser most.
+      for (const value of ['', HUGE, UNICODE]) {
+        expectHandled(await send(route, [[parameter, value], [parameter, value], [parameter, 'x']]), `${route.name} ${parameter}=${value.slice(0, 20)} (x3)`);
       }
     }
     // With admin credentials in token mode too.

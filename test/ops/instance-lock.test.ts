@@ -41,7 +41,7 @@ function serveExpectingRefusal(dir: string): Promise<{ status: number | null; st
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error('the second berth serve did not exit: it started beside the first'));
-    }, 30_000);
+    }, 120_000);
     child.once('exit', (status) => {
       clearTimeout(timer);
       resolve({ status, stderr });

@@ -26,11 +26,11 @@ describe('the summary line', () => {
   it('counts the tests a failing beforeAll kept from running as failed, not skipped', async () => {
     expect(await summaryOf(['before-all'])).toBe('1 passed, 2 failed');
     expect(await summaryOf(['file-level-hook'])).toBe('0 passed, 1 failed');
-  }, 60_000);
+  });
 
   it('counts a failing afterAll and a file that does not load as failures, and only real skips as skipped', async () => {
     // mixed: 1 passed, 1 failed, 1 skipped; before-all: 1 passed, 2 failed; file-level-hook: 1
     // failed; after-all: 1 passed and the suite failed; load error: 1 failed.
     expect(await summaryOf([])).toBe('3 passed, 6 failed, 1 skipped');
-  }, 60_000);
+  });
 });
