@@ -12,7 +12,7 @@ import { MT, pushImage } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const upstreamConfig = (url: string, extra: Record<string, unknown> = {}) =>
-  makeConfig({ proxy: { upstreams: [{ name: 'up', url, timeout: '2s', ...extra }] } }).proxy.upstreams[0]!;
+  makeConfig({ proxy: { upstreams: [{ name: 'up', url, timeout: '60s', ...extra }] } }).proxy.upstreams[0]!;
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);

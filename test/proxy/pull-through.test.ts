@@ -132,8 +132,8 @@ describe('pull-through cache', () => {
       storage: { fsync: false },
       proxy: {
         upstreams: [
-          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1h', timeout: '10s' },
-          { name: 'direct', url: upstream.url, tagTtl: '1h', timeout: '10s' },
+          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1h', timeout: '60s' },
+          { name: 'direct', url: upstream.url, tagTtl: '1h', timeout: '60s' },
         ],
         defaultUpstream: 'hub',
         local: ['team/**'],
