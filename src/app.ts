@@ -32,32 +32,52 @@ import { Maintenance } from './ops/maintenance.js';
 import { connectionLimit, openFilesLimit } from './ops/connections.js';
 import { Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/webhooks.js';
+import { InstanceLock } from './ops/instance-lock.js';
 import { serverOptions } from './tls/server.js';
 import { Actors, installOperations } from './routes/ops.js';
+
+/** What a test may change about a registry beyond its configuration. */
+export interface AppOptions {
+  /**
+   * The time ages are judged by: the storage lifecycle's (grace period, retention,
+   * untagged manifests), upload sessions' idle timeout (which also stamps sessions) and
+   * the pull-through cache's (tag TTL, upstream tokens and back-off). Tests set it
+   * instead of waiting; blob files' and other rows' times stay the real ones.
+   */
+  clock?: () => number;
+}
 
 /**
  * Builds the registry: storage, index, services and routes. Never listens; the
  * caller (server.ts, tests) decides where. Closing the app closes the index.
  */
-export async function buildApp(config: Config): Promise<FastifyInstance> {
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   // TLS files and the data directory are checked before anything is opened.
   const tls = await serverOptions(config.http);
   await prepareDataDirectory(config.storage.root);
+  // Before anything on the directory changes: a second server must not empty tmp/ under the first.
+  const lock = InstanceLock.acquire(config.storage.root);
+  let index: MetadataIndex;
   const files = new BlobFiles(config.storage.root, config.storage.fsync);
-  await files.init();
-  const index = new MetadataIndex(join(config.storage.root, 'index.db'), {
-    durable: config.storage.fsync,
-    cacheBytes: config.storage.cacheBytes,
-  });
+  try {
+    await files.init();
+    index = new MetadataIndex(join(config.storage.root, 'index.db'), {
+      durable: config.storage.fsync,
+      cacheBytes: config.storage.cacheBytes,
+    });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const layers = new LayerDigests(files, index, config.verify.layers !== 'off');
   const blobs = new BlobService(files, index, layers);
-  const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout);
+  const uploads = new UploadSessions(files, index, blobs, config.uploads.idleTimeout, options.clock);
   const images = new ImageFacts(index, blobs, layers, config.verify.layers, (source, result) => metrics.verification(source, result));
   const manifests = new ManifestService(index, images);
   // The pull-through cache is loaded only when upstreams are configured.
   const proxy =
     config.proxy.upstreams.length > 0
-      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files, images)
+      ? new (await import('./proxy/service.js')).PullThrough(config, index, blobs, files, images, options.clock)
       : undefined;
 
   // X-Forwarded-For, -Proto and -Host count only from the configured proxies: the throttle,
@@ -100,6 +120,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     if (purged > 0) app.log.info({ purged }, 'purged idle upload sessions');
   } catch (err) {
     index.close();
+    lock.release();
     throw err;
   }
   const purgeTimer = setInterval(() => {
@@ -109,7 +130,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     );
   }, config.uploads.purgeInterval);
   purgeTimer.unref();
-  const lifecycle = new Lifecycle(files, index, config);
+  const lifecycle = new Lifecycle(files, index, config, options.clock);
   const maintenance = new Maintenance(config.storage.readOnly);
   const metrics = new Metrics(index, maintenance);
   layers.onComputed((when, contents) => metrics.layerDigest(when, contents.format));
@@ -174,6 +195,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     await layers.close();
     await files.close();
     index.close();
+    lock.release();
   });
 
   const handleError = errorHandler(config.limits);

@@ -17,8 +17,13 @@ export const ERROR_CODES = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  // Not in the OCI table: CNCF Distribution's code for a page size `n` that is not a number.
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   // Not in the OCI table; CNCF Distribution uses it when a mirrored upstream cannot be reached.
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
+  // Berth's own: the file system under storage.root is full. Clients show an error code
+  // they do not know with its message (docker: `unknown: …`), as they do Distribution's.
+  STORAGE_FULL: { status: 507, message: "the registry's storage is full" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest.js';
 import { WriterThread } from './writer-thread.js';
@@ -58,13 +59,14 @@ export class BlobFiles {
   }
 
   /**
-   * Moves a verified file into the store: fsync the file, rename it to its content
-   * address (atomic; an existing copy holds the same bytes), fsync the directory.
-   * A blob file's mtime is the time it was published, which a collector's grace period
-   * relies on. `fresh` says the caller has just written and fdatasync'ed the file, so
-   * both its data and its mtime are already what publishing needs.
+   * Puts a verified file into the store: fsync the file, rename it to its content
+   * address (atomic; an existing copy holds the same bytes, and is replaced), fsync the
+   * directory. A blob file's mtime is the time it was published, which a collector's
+   * grace period relies on. `fresh` says the caller has just written and fdatasync'ed the
+   * file, so both its data and its mtime are already what publishing needs. With `keep`,
+   * the source stays where it is: the blob is a second hard link to the same file.
    */
-  async publish(source: string, digest: Digest, options: { fresh?: boolean } = {}): Promise<void> {
+  async publish(source: string, digest: Digest, options: { fresh?: boolean; keep?: boolean } = {}): Promise<void> {
     const target = this.blobPath(digest);
     const dir = dirname(target);
     if (!options.fresh) {
@@ -73,7 +75,8 @@ export class BlobFiles {
       if (this.durable) await fsyncPath(source);
     }
     const created = this.knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
-    await rename(source, target);
+    if (options.keep) await this.linkInto(source, target);
+    else await rename(source, target);
     if (this.durable) {
       await this.syncDir(dir);
       // A directory made just now must also be durable in its parent(s).
@@ -82,6 +85,28 @@ export class BlobFiles {
       }
     }
     this.knownDirs.add(dir);
+  }
+
+  /**
+   * Hard-links `source` at `target`. An existing target is replaced, as a rename would:
+   * through a second link in tmp/ renamed over it (tmp/ is emptied at startup, so a
+   * crash leaves nothing). When the target already is this very file, the rename does
+   * nothing and the extra link goes.
+   */
+  private async linkInto(source: string, target: string): Promise<void> {
+    try {
+      await link(source, target);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const temp = this.tempPath(randomUUID());
+    await link(source, temp);
+    try {
+      await rename(temp, target);
+    } finally {
+      await rm(temp, { force: true });
+    }
   }
 
   /** fsync of a blob directory through a handle kept open: one call instead of open, fsync, close. */

@@ -112,7 +112,26 @@ export class BlobService {
     options: { fresh?: boolean; contents?: LayerContents } = {},
   ): Promise<void> {
     await this.files.publish(source, digest, options);
-    await this.index.addBlob(repo, digest.value, size, options.contents ?? this.layers?.take(digest.value));
+    await this.index.addBlob(repo, digest.value, size, { contents: options.contents ?? this.layers?.take(digest.value) });
+  }
+
+  /**
+   * The end of upload session `id`, whose verified data is `source`: the file goes into
+   * the store as a second link, so the session keeps its data until the one transaction
+   * that records the blob also ends the session. Killed at any instant, the upload is
+   * either complete or still resumable with every byte it had. The caller removes
+   * `source` afterwards. `contents` as for `commit`.
+   */
+  async commitUpload(
+    repo: string,
+    id: string,
+    source: string,
+    digest: Digest,
+    size: number,
+    options: { fresh?: boolean; contents?: LayerContents } = {},
+  ): Promise<void> {
+    await this.files.publish(source, digest, { fresh: options.fresh, keep: true });
+    await this.index.addBlob(repo, digest.value, size, { contents: options.contents ?? this.layers?.take(digest.value), upload: id });
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MetadataIndex } from '../db/index.js';
 import type { Algorithm, Digest } from '../digest.js';
@@ -35,28 +35,41 @@ export interface ChunkRange {
 export class UploadSessions {
   private readonly live = new Map<string, LiveHash>();
   private readonly busy = new Set<string>();
+  /**
+   * Sessions whose data file may also be a blob file (a completion linked it into the
+   * store and did not commit, or was killed before it could): the next chunk goes to a
+   * copy, never into the blob's bytes.
+   */
+  private readonly shared = new Set<string>();
 
   constructor(
     private readonly files: BlobFiles,
     private readonly index: MetadataIndex,
     private readonly blobs: BlobService,
     private readonly idleTimeoutMs: number,
+    /** The time sessions are stamped with and judged idle by. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
-   * Reconciles files with rows after a restart: data without a session is removed. A
-   * session without a data file is an empty one (the file appears with the first chunk).
+   * Reconciles files with rows after a restart: data without a session is removed (a
+   * completion that committed left it behind, or the session was cancelled). A session
+   * without a data file is an empty one (the file appears with the first chunk). A data
+   * file with a second link is one a completion had put into the store when the process
+   * died: the session goes on from all its bytes, and appends to a copy.
    */
   async recover(): Promise<void> {
     const rows = this.index.uploadIds();
     for (const file of await this.files.listUploadFiles()) {
-      if (!rows.has(file)) await rm(this.files.uploadPath(file), { force: true });
+      const path = this.files.uploadPath(file);
+      if (!rows.has(file)) await rm(path, { force: true });
+      else if ((await stat(path)).nlink > 1) this.shared.add(file);
     }
   }
 
   async create(repo: string): Promise<string> {
     const id = randomUUID();
-    this.index.createUpload(id, repo);
+    this.index.createUpload(id, repo, this.now());
     this.live.set(id, { hash: this.files.writer.newHash(LIVE_ALGORITHM), offset: 0 });
     return id;
   }
@@ -86,8 +99,11 @@ export class UploadSessions {
         throw digestMismatch(digest.value, actual);
       }
       const contents = this.blobs.layers?.completed(id, digest.value, size);
-      await this.blobs.commit(repo, path, digest, size, { fresh, contents });
-      this.index.deleteUpload(id);
+      this.shared.add(id);
+      await this.blobs.commitUpload(repo, id, path, digest, size, { fresh, contents });
+      // The session ended with the commit; its file is only the blob's second name now.
+      this.shared.delete(id);
+      await rm(path, { force: true });
       return size;
     });
   }
@@ -97,31 +113,41 @@ export class UploadSessions {
   }
 
   /** Removes sessions idle for longer than the configured timeout; returns how many. */
-  async purgeIdle(now = Date.now()): Promise<number> {
-    const stale = this.index.uploadsIdleSince(now - this.idleTimeoutMs).filter((id) => !this.busy.has(id));
+  async purgeIdle(): Promise<number> {
+    const stale = this.index.uploadsIdleSince(this.now() - this.idleTimeoutMs).filter((id) => !this.busy.has(id));
     for (const id of stale) await this.remove(id);
     return stale.length;
   }
 
   private session(repo: string, id: string): void {
     const row = this.index.getUpload(id);
-    if (!row || row.repo !== repo || row.updatedAt < Date.now() - this.idleTimeoutMs) {
+    if (!row || row.repo !== repo || row.updatedAt < this.now() - this.idleTimeoutMs) {
       throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown to repository "${repo}"`, { uuid: id });
     }
   }
 
-  /** One request at a time per session: a second one would race on the file and the hash. */
+  /**
+   * One request at a time per session: a second one would race on the file and the hash.
+   * Afterwards the row records the time and, while the running hash tracks it, the size.
+   */
   private async exclusive<T>(repo: string, id: string, work: () => Promise<T>): Promise<T> {
     this.session(repo, id);
     if (this.busy.has(id)) {
       throw oci('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid: id }, { status: 409 });
     }
     this.busy.add(id);
+    let failed = true;
     try {
-      return await work();
+      const result = await work();
+      failed = false;
+      return result;
     } finally {
       this.busy.delete(id);
-      this.index.touchUpload(id); // a no-op once the session is gone
+      try {
+        this.index.touchUpload(id, this.now(), this.live.get(id)?.offset); // a no-op once the session is gone
+      } catch (err) {
+        if (!failed) throw err; // otherwise the work's own error says more
+      }
     }
   }
 
@@ -137,6 +163,7 @@ export class UploadSessions {
     range: ChunkRange | undefined,
     final?: Algorithm,
   ): Promise<{ bytes: number; size: number; digest: string | undefined }> {
+    if (this.shared.has(id)) await this.unshare(id);
     const offset = await this.size(id);
     if (range && range.start !== offset) {
       throw oci('BLOB_UPLOAD_INVALID', `chunk must start at offset ${offset}`, { offset, start: range.start }, {
@@ -216,26 +243,57 @@ export class UploadSessions {
     this.files.writer.drop(live.hash);
   }
 
+  /** Gives a session whose data file is also a blob file a copy of its own to append to. */
+  private async unshare(id: string): Promise<void> {
+    const path = this.files.uploadPath(id);
+    if ((await stat(path)).nlink > 1) {
+      // In tmp/ until it replaces the data file: a crash meanwhile leaves nothing behind.
+      const copy = this.files.tempPath(randomUUID());
+      try {
+        await copyFile(path, copy);
+        await rename(copy, path);
+      } catch (err) {
+        await rm(copy, { force: true });
+        throw err;
+      }
+    }
+    this.shared.delete(id);
+  }
+
   private async remove(id: string): Promise<void> {
     this.forget(id);
     this.blobs.layers?.abandon(id);
+    this.shared.delete(id);
     this.index.deleteUpload(id);
     await rm(this.files.uploadPath(id), { force: true });
   }
 
   /**
    * Bytes received so far: tracked in memory while the running hash is live (it is
-   * dropped whenever a write fails), read from the file after a restart.
+   * dropped whenever a write fails), read from the file after a restart. A file missing
+   * or shorter than what the session's row last recorded means its data was lost (by
+   * something outside Berth): the session is ended rather than reported as holding less,
+   * so no client resumes from a wrong offset.
    */
   private async size(id: string): Promise<number> {
     const live = this.liveHash(id);
     if (live) return live.offset;
+    let size = 0;
     try {
-      return (await stat(this.files.uploadPath(id))).size;
+      size = (await stat(this.files.uploadPath(id))).size;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    const received = this.index.getUpload(id)?.received ?? 0;
+    if (size < received) {
+      if (!this.busy.has(id)) await this.remove(id);
+      throw oci('BLOB_UPLOAD_UNKNOWN', `upload ${id} lost its data (${received} bytes received, ${size} found); start it again`, {
+        uuid: id,
+        received,
+        found: size,
+      });
+    }
+    return size;
   }
 }
 

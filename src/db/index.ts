@@ -34,6 +34,8 @@ export interface UploadRow {
   repo: string;
   createdAt: number;
   updatedAt: number;
+  /** Bytes of data the session was last known to hold. */
+  received: number;
 }
 
 interface ManifestRow {
@@ -143,10 +145,10 @@ export class MetadataIndex {
          WHERE repo_id = ? AND subject = ? ORDER BY created_at, digest`,
       ),
       insertUpload: db.prepare('INSERT INTO uploads (id, repo, created_at, updated_at) VALUES (?, ?, ?, ?)'),
-      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number }>(
-        'SELECT id, repo, created_at, updated_at FROM uploads WHERE id = ?',
+      upload: db.prepare<[string], { id: string; repo: string; created_at: number; updated_at: number; received: number }>(
+        'SELECT id, repo, created_at, updated_at, received FROM uploads WHERE id = ?',
       ),
-      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      touchUpload: db.prepare('UPDATE uploads SET updated_at = ?, received = COALESCE(?, received) WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
       staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
       uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
@@ -224,17 +226,20 @@ export class MetadataIndex {
 
   /**
    * Records a blob whose file is already durable in the store and links it into `repo`;
-   * with `contents`, what it holds uncompressed, when that is known already.
+   * with `contents`, what it holds uncompressed, when that is known already; with `upload`,
+   * the session it came from ends in the same transaction.
    */
-  async addBlob(repo: string, digest: string, size: number, contents?: LayerContents): Promise<void> {
+  async addBlob(repo: string, digest: string, size: number, options: { contents?: LayerContents; upload?: string } = {}): Promise<void> {
     const now = Date.now();
     this.fast.transaction(() => {
+      const { contents, upload } = options;
       if (contents) {
         this.stmt.insertLayerBlob.run(digest, size, now, contents.format, contents.digest ?? null, contents.size ?? null, contents.error ?? null);
       } else {
         this.stmt.insertBlob.run(digest, size, now);
       }
       this.stmt.link.run(this.ensureRepository(repo, now), digest, now);
+      if (upload !== undefined) this.stmt.deleteUpload.run(upload);
     }).immediate();
     await this.committed();
   }
@@ -360,18 +365,18 @@ export class MetadataIndex {
     }));
   }
 
-  createUpload(id: string, repo: string): void {
-    const now = Date.now();
+  createUpload(id: string, repo: string, now: number): void {
     this.stmt.insertUpload.run(id, repo, now, now);
   }
 
   getUpload(id: string): UploadRow | undefined {
     const row = this.stmt.upload.get(id);
-    return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at };
+    return row && { id: row.id, repo: row.repo, createdAt: row.created_at, updatedAt: row.updated_at, received: row.received };
   }
 
-  touchUpload(id: string): void {
-    this.stmt.touchUpload.run(Date.now(), id);
+  /** Marks the session active at `now` and, when known, records how many bytes it holds. */
+  touchUpload(id: string, now: number, received?: number): void {
+    this.stmt.touchUpload.run(now, received ?? null, id);
   }
 
   deleteUpload(id: string): void {

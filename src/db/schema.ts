@@ -255,4 +255,9 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX sessions_expiry ON sessions (expires_at);
   `,
+  // How many bytes each upload session held after its last request: a session whose
+  // data file is missing or shorter than that lost data and is never reported as empty.
+  `
+  ALTER TABLE uploads ADD COLUMN received INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

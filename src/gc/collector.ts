@@ -86,11 +86,13 @@ export class Collector {
   private readonly trashDir: string;
   private readonly stmt;
 
+  /** `now`: the time a run judges ages by (the grace period, retention, untagged policy). */
   constructor(
     private readonly files: BlobFiles,
     private readonly index: MetadataIndex,
     private readonly policy: GcPolicy,
     private readonly durable: boolean,
+    private readonly now: () => number = Date.now,
   ) {
     this.trashDir = join(files.root, 'trash');
     const db = index.database;
@@ -147,7 +149,8 @@ export class Collector {
   }
 
   private async collect(options: RunOptions): Promise<GcReport> {
-    const started = Date.now();
+    const started = this.now();
+    const timer = performance.now();
     const dryRun = options.dryRun ?? false;
     const report: GcReport = {
       dryRun,
@@ -181,7 +184,7 @@ export class Collector {
     options.onPhase?.('sweep');
     await this.sweep(cutoff, report, dryRun ? removedRows : undefined);
     report.reclaimedBytes = report.files.bytes;
-    report.durationMs = Date.now() - started;
+    report.durationMs = Math.round(performance.now() - timer);
     return report;
   }
 

@@ -32,8 +32,9 @@ export class Lifecycle {
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: Array<(report: GcReport | undefined) => void> = [];
 
-  constructor(files: BlobFiles, index: MetadataIndex, config: Config) {
-    this.collector = new Collector(files, index, config.gc, config.storage.fsync);
+  /** `now`: the clock collections judge ages by (tests pass their own). */
+  constructor(files: BlobFiles, index: MetadataIndex, config: Config, now: () => number = Date.now) {
+    this.collector = new Collector(files, index, config.gc, config.storage.fsync, now);
     this.usageQueries = new UsageQueries(index);
     this.remover = new RepositoryRemover(index);
   }

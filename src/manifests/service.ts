@@ -86,9 +86,10 @@ export class ManifestService {
       .filter((d) => repoId === undefined || !this.index.hasManifest(repoId, d.digest))
       .map((d) => d.digest);
     if (missingChildren.length > 0) {
-      throw oci('MANIFEST_UNKNOWN', `index references ${missingChildren.length} manifest(s) unknown to repository "${repo}"`, {
+      // The spec's code for anything a manifest references that the repository lacks, children included.
+      throw oci('MANIFEST_BLOB_UNKNOWN', `index references ${missingChildren.length} manifest(s) unknown to repository "${repo}"`, {
         missing: missingChildren,
-      }, { status: 400 });
+      });
     }
   }
 

@@ -47,10 +47,12 @@ export class HealthChecks {
     const file = join(this.root, `.readyz-${randomUUID()}`);
     try {
       await writeFile(file, 'ok');
-      await rm(file, { force: true });
       return { ok: true };
     } catch (err) {
       return { ok: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+    } finally {
+      // A full disk creates the file and then refuses its bytes: it goes either way.
+      await rm(file, { force: true });
     }
   }
 

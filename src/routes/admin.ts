@@ -5,7 +5,7 @@ import { oci } from '../errors.js';
 import type { Lifecycle } from '../gc/service.js';
 import type { Maintenance } from '../ops/maintenance.js';
 import { validateRepositoryName } from '../names.js';
-import type { Query } from './context.js';
+import { readQuery, type Query } from './query.js';
 
 /** `?dryRun=true` (also `1` or an empty value) asks for a plan only. */
 function dryRun(query: Query): boolean {
@@ -26,7 +26,7 @@ export async function adminRoutes(
   });
 
   app.get('/usage', async (request, reply) => {
-    const repository = (request.query as Query).repository || undefined;
+    const repository = readQuery(request.query).repository || undefined;
     if (repository !== undefined) validateRepositoryName(repository);
     const usage = await opts.lifecycle.usage(repository);
     if (!usage) throw oci('NAME_UNKNOWN', `repository "${repository}" is not known`, { name: repository });
@@ -34,7 +34,7 @@ export async function adminRoutes(
   });
 
   app.post('/gc', async (request, reply) => {
-    const report = await opts.lifecycle.collect({ dryRun: dryRun(request.query as Query) });
+    const report = await opts.lifecycle.collect({ dryRun: dryRun(readQuery(request.query)) });
     request.log.info(
       { dryRun: report.dryRun, manifests: report.manifests.length, tags: report.tags.length, reclaimedBytes: report.reclaimedBytes },
       'garbage collection requested',
@@ -44,7 +44,7 @@ export async function adminRoutes(
 
   app.delete('/repositories/*', async (request, reply) => {
     const name = validateRepositoryName((request.params as { '*': string })['*']);
-    const plan = dryRun(request.query as Query);
+    const plan = dryRun(readQuery(request.query));
     if (!plan && !opts.config.storage.delete) throw oci('UNSUPPORTED', 'deletes are disabled (storage.delete)');
     const removal = opts.lifecycle.removeRepository(name, { dryRun: plan });
     if (!removal) throw oci('NAME_UNKNOWN', `repository "${name}" is not known`, { name });

@@ -6,10 +6,15 @@ import { sendFile } from './send-file.js';
 
 type BlobPath = Extract<ApiPath, { kind: 'blob' }>;
 
-/** Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range; other forms are ignored (full body). */
+/**
+ * Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range. Other forms, and a range
+ * whose last byte comes before its first (invalid, RFC 9110 14.1.1), are ignored: the
+ * whole blob is sent. A valid range that starts past the end is unsatisfiable.
+ */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
   const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  if (match[1] !== '' && match[2] !== '' && Number(match[2]) < Number(match[1])) return undefined;
   let start: number;
   let end: number;
   if (match[1] === '') {
@@ -20,7 +25,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
   } else {
     start = Number(match[1]);
     end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
-    if (start >= size || (match[2] !== '' && Number(match[2]) < start)) return 'unsatisfiable';
+    if (start >= size) return 'unsatisfiable';
   }
   return { start, end };
 }

@@ -5,7 +5,7 @@ import type { BrowseService, Page, Visible } from '../browse/service.js';
 import type { Config } from '../config.js';
 import { oci } from '../errors.js';
 import { validateRepositoryName } from '../names.js';
-import type { Query } from './context.js';
+import { pageSize, readQuery } from './query.js';
 
 /** What a path under /_berth/api/repositories/ names: greedy name, the last keyword wins (as /v2 paths). */
 export type BrowsePath =
@@ -20,15 +20,6 @@ export function parseBrowsePath(rest: string): BrowsePath {
   if ((match = /^(.+)\/manifests$/.exec(rest))) return { kind: 'manifests', name: match[1]! };
   if ((match = /^(.+)\/tags$/.exec(rest))) return { kind: 'tags', name: match[1]! };
   return { kind: 'repository', name: rest };
-}
-
-/** `n`: default 100, at most 1000 (400 for anything but a positive integer). */
-function pageSize(query: Query, fallback: number, max: number): number {
-  if (query.n === undefined || query.n === '') return fallback;
-  if (!/^\d+$/.test(query.n) || Number(query.n) === 0) {
-    throw oci('UNSUPPORTED', `invalid page size n=${query.n}`, { n: query.n }, { status: 400 });
-  }
-  return Math.min(Number(query.n), max);
 }
 
 function visibleTo(grant: Grant): Visible {
@@ -50,14 +41,14 @@ export async function browseRoutes(app: FastifyInstance, opts: { browse: BrowseS
   const authorize = (request: FastifyRequest, repository?: string) => authorizer.authorize(request, browseAccess(repository));
 
   app.get('/_berth/api/repositories', async (request, reply) => {
-    const query = request.query as Query;
+    const query = readQuery(request.query);
     const grant = await authorize(request);
-    const n = pageSize(query, 100, 1000);
+    const n = pageSize(query, 100, 1000, 1);
     return reply.send(page('repositories', browse.repositories(query.q, n, query.last ?? '', visibleTo(grant))));
   });
 
   app.get('/_berth/api/repositories/*', async (request, reply) => {
-    const query = request.query as Query;
+    const query = readQuery(request.query);
     const path = parseBrowsePath((request.params as { '*': string })['*']);
     validateRepositoryName(path.name);
     const grant = await authorize(request, path.name);
@@ -71,13 +62,13 @@ export async function browseRoutes(app: FastifyInstance, opts: { browse: BrowseS
         return reply.send({ ...browse.repository(path.name), actions });
       }
       case 'tags':
-        return reply.send(page('tags', browse.tags(path.name, pageSize(query, 100, 1000), query.last ?? '')));
+        return reply.send(page('tags', browse.tags(path.name, pageSize(query, 100, 1000, 1), query.last ?? '')));
       case 'manifests': {
         const tagged = query.tagged === undefined || query.tagged === '' ? undefined : query.tagged === 'true';
         if (query.tagged !== undefined && query.tagged !== '' && !['true', 'false'].includes(query.tagged)) {
           throw oci('UNSUPPORTED', `tagged must be true or false, not "${query.tagged}"`, undefined, { status: 400 });
         }
-        return reply.send(page('manifests', browse.manifests(path.name, tagged, pageSize(query, 100, 1000), query.last ?? '')));
+        return reply.send(page('manifests', browse.manifests(path.name, tagged, pageSize(query, 100, 1000, 1), query.last ?? '')));
       }
       case 'manifest':
         return reply.send(browse.manifest(path.name, path.reference, visibleTo(grant)));
@@ -96,12 +87,12 @@ export async function browseRoutes(app: FastifyInstance, opts: { browse: BrowseS
 
   // docker search: the daemon asks /v1/search?q=TERM&n=LIMIT of the registry named in the term.
   app.get('/v1/search', async (request, reply) => {
-    const query = request.query as Query;
+    const query = readQuery(request.query);
     const grant = await authorize(request);
-    const n = pageSize(query, 25, 100);
+    const n = pageSize(query, 25, 100, 1);
     const pageNumber = query.page === undefined || query.page === '' ? 1 : Number(query.page);
     if (!Number.isInteger(pageNumber) || pageNumber < 1) {
-      throw oci('UNSUPPORTED', `invalid page ${query.page}`, { page: query.page }, { status: 400 });
+      throw oci('PAGINATION_NUMBER_INVALID', `invalid page ${query.page}: give a whole number from 1`, { page: query.page });
     }
     return reply.send(browse.search(query.q ?? '', n, pageNumber, visibleTo(grant)));
   });

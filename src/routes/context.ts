@@ -7,6 +7,7 @@ import type { UploadSessions } from '../blobstore/uploads.js';
 import type { ManifestService } from '../manifests/service.js';
 import type { MirrorRouting } from '../proxy/routing.js';
 import type { PullThrough } from '../proxy/service.js';
+import type { Query } from './query.js';
 
 /** Every answer says which API it speaks. */
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
@@ -41,7 +42,7 @@ export interface Services {
   proxy?: PullThrough;
 }
 
-export type Query = Record<string, string | undefined>;
+export type { Query } from './query.js';
 
 export interface HandlerContext<P> {
   request: FastifyRequest;

@@ -19,7 +19,7 @@ export function errorHandler(options: { bodyIdleTimeout: number }): ErrorHandler
 }
 
 function render(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const registryError = error instanceof RegistryError ? error : fromFastify(error as FastifyError);
+  const registryError = error instanceof RegistryError ? error : (storageFull(error) ?? fromFastify(error as FastifyError));
   if (!registryError) {
     request.log.error({ err: error }, 'request failed');
     return reply
@@ -33,6 +33,19 @@ function render(error: FastifyError | Error, request: FastifyRequest, reply: Fas
     .headers(registryError.headers)
     .type('application/json')
     .send(JSON.stringify(registryError.toJSON()));
+}
+
+/** Out of space or quota, from the file system or from SQLite. */
+const FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/**
+ * A write that found the disk full: the operation left nothing half-done (temporary
+ * files are removed, transactions roll back, sessions keep their bytes), so the client
+ * may retry once space is freed; the log has the details.
+ */
+function storageFull(error: Error): RegistryError | undefined {
+  if (!FULL.has((error as NodeJS.ErrnoException).code ?? '')) return undefined;
+  return oci('STORAGE_FULL', "the registry's storage is full; retry once space is freed (an upload session keeps the bytes it holds)");
 }
 
 /** The client went away mid-body: nothing was stored, and there is nobody to answer. */

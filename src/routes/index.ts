@@ -5,10 +5,11 @@ import { oci } from '../errors.js';
 import { validateRepositoryName } from '../names.js';
 import { mirrorHandler } from '../proxy/routes.js';
 import { blobRoutes } from './blobs.js';
-import type { Handler, Query, Services } from './context.js';
+import type { Handler, Services } from './context.js';
 import { catalogRoutes, tagsRoutes } from './listings.js';
 import { manifestRoutes, referrersRoutes } from './manifests.js';
 import { parseApiPath, type ApiPath } from './path.js';
+import { readQuery } from './query.js';
 import { uploadRoutes, uploadsRoutes } from './uploads.js';
 
 type RouteTable = { [K in ApiPath['kind']]: Partial<Record<string, Handler<Extract<ApiPath, { kind: K }>>>> };
@@ -50,7 +51,7 @@ export async function registryRoutes(app: FastifyInstance, opts: { services: Ser
         headers: { Allow: Object.keys(handlers).join(', ') },
       });
     }
-    const query = request.query as Query;
+    const query = readQuery(request.query);
     const mirror = 'name' in path ? opts.services.routing.resolve(path.name, query.ns, request.host) : undefined;
     const serve = mirror ? (mirrorHandler(path as Extract<ApiPath, { name: string }>, request.method, mirror) as Handler<ApiPath>) : handler;
     const grant = await opts.authorizer.authorize(request, requiredAccess(request.method, path, query.from));

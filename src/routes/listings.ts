@@ -1,19 +1,13 @@
 import type { FastifyReply } from 'fastify';
-import { oci } from '../errors.js';
 import type { ApiPath } from './path.js';
-import type { Handler, Query } from './context.js';
+import type { Handler } from './context.js';
+import { pageSize } from './query.js';
 
 type TagsPath = Extract<ApiPath, { kind: 'tags' }>;
 
 /** Catalog pages default to 100 entries (as the reference registry); no page exceeds 10,000. */
 const DEFAULT_CATALOG_PAGE = 100;
 const MAX_PAGE = 10_000;
-
-function pageSize(query: Query, fallback: number): number {
-  if (query.n === undefined || query.n === '') return fallback;
-  if (!/^\d+$/.test(query.n)) throw oci('UNSUPPORTED', `invalid page size n=${query.n}`, { n: query.n }, { status: 400 });
-  return Math.min(Number(query.n), MAX_PAGE);
-}
 
 /** RFC 5988 link to the next page, as Docker's registry and the OCI spec describe it. */
 function linkNext(reply: FastifyReply, base: string, n: number, last: string | undefined): void {
@@ -22,14 +16,14 @@ function linkNext(reply: FastifyReply, base: string, n: number, last: string | u
 }
 
 const listTags: Handler<TagsPath> = ({ reply, path, query, services }) => {
-  const n = pageSize(query, MAX_PAGE);
+  const n = pageSize(query, MAX_PAGE, MAX_PAGE);
   const { tags, more } = services.manifests.tags(path.name, query.last ?? '', n);
   if (more) linkNext(reply, `/v2/${path.name}/tags/list`, n, tags.at(-1));
   return reply.send({ name: path.name, tags });
 };
 
 const listCatalog: Handler<{ kind: 'catalog' }> = ({ reply, query, services, grant }) => {
-  const n = pageSize(query, DEFAULT_CATALOG_PAGE);
+  const n = pageSize(query, DEFAULT_CATALOG_PAGE, MAX_PAGE);
   const visible = grant.unrestricted ? undefined : (repository: string) => grant.mayList(repository);
   const { repositories, more } = services.manifests.repositories(query.last ?? '', n, visible);
   if (more) linkNext(reply, '/v2/_catalog', n, repositories.at(-1));

@@ -1,10 +1,20 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TokenResponse, TokenServer } from '../auth/index.js';
+import { repeated } from './query.js';
 
 type Params = Record<string, string | string[] | undefined>;
 
 const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : [value].flat());
-const single = (value: string | string[] | undefined): string | undefined => list(value)[0];
+
+/** A parameter that has one value: `scope` may be repeated, the others may not. */
+function single(params: Params, name: string, where: 'query parameter' | 'form field' = 'query parameter'): string | undefined {
+  const value = params[name];
+  if (Array.isArray(value)) {
+    if (value.length > 1) throw repeated(name, 'UNSUPPORTED', where);
+    return value[0];
+  }
+  return value;
+}
 
 function send(reply: FastifyReply, body: TokenResponse) {
   // Tokens are credentials: never cached by anything on the way.
@@ -28,7 +38,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokenServer: Tok
     const token = await opts.tokenServer.issue({
       authorization: request.headers.authorization,
       address: request.ip,
-      service: single(query.service),
+      service: single(query, 'service'),
       scopes: list(query.scope),
     });
     return send(reply, token);
@@ -39,11 +49,11 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokenServer: Tok
     const token = await opts.tokenServer.issue({
       authorization: request.headers.authorization,
       address: request.ip,
-      service: single(form.service),
+      service: single(form, 'service', 'form field'),
       scopes: list(form.scope),
-      grantType: single(form.grant_type) ?? '',
-      username: single(form.username),
-      password: single(form.password),
+      grantType: single(form, 'grant_type', 'form field') ?? '',
+      username: single(form, 'username', 'form field'),
+      password: single(form, 'password', 'form field'),
     });
     return send(reply, token);
   });

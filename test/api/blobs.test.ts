@@ -75,7 +75,7 @@ describe('GET/HEAD blob', () => {
     expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
   });
 
-  it.each(['bytes=100-', 'bytes=100-200', 'bytes=150-160', 'bytes=5-2', 'bytes=-0'])(
+  it.each(['bytes=100-', 'bytes=100-200', 'bytes=150-160', 'bytes=-0'])(
     'unsatisfiable Range %s -> 416 SIZE_INVALID with Content-Range bytes */100',
     async (range) => {
       const res = await call(reg.url, 'GET', blobPath(repo, digest), { headers: { range } });
@@ -84,8 +84,10 @@ describe('GET/HEAD blob', () => {
     },
   );
 
-  it.each(['bytes=abc', 'items=0-5', 'bytes=0-1,5-6', 'bytes=', 'bytes=-', 'bytes=1-2-3'])(
-    'malformed or multi Range %j is ignored -> 200 full body',
+  // RFC 9110 14.2: a range whose last position is below its first is invalid, and an
+  // invalid Range header is ignored like an unknown one.
+  it.each(['bytes=abc', 'items=0-5', 'bytes=0-1,5-6', 'bytes=', 'bytes=-', 'bytes=1-2-3', 'bytes=5-3', 'bytes=5-2', 'bytes=99-0', 'bytes=150-120'])(
+    'malformed, invalid or multi Range %j is ignored -> 200 full body',
     async (range) => {
       const res = await call(reg.url, 'GET', blobPath(repo, digest), { headers: { range } });
       expect(res.status).toBe(200);

@@ -351,7 +351,7 @@ describe('browse API (auth mode none)', () => {
       ],
     });
     expect((await call(reg.url, 'GET', '/v1/search?q=team&n=2&page=2')).json().results.map((r: { name: string }) => r.name)).toEqual(['team/web']);
-    expectError(await call(reg.url, 'GET', '/v1/search?q=team&page=0'), 400, 'UNSUPPORTED');
+    expectError(await call(reg.url, 'GET', '/v1/search?q=team&page=0'), 400, 'PAGINATION_NUMBER_INVALID');
   });
 });
 

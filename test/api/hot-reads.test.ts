@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnRegistry } from '../helpers/process.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { call, expectError, MT, pushBlob, pushImage, randomBlob, uniq, type Pushed, type Res } from '../helpers/oci.js';
+import { call, expectError, expectHeadError, MT, pushBlob, pushImage, randomBlob, uniq, type Pushed, type Res } from '../helpers/oci.js';
 
 /** The hot path answered: it keeps its header names' case, where Fastify lowercases them. */
 const viaHotPath = (res: Res) => res.headerNames.includes('Docker-Content-Digest');
@@ -55,6 +55,12 @@ describe('hot reads (cached manifests and blob HEADs answered ahead of Fastify)'
     const range = await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { Range: 'bytes=0-9' } });
     expect(range.status).toBe(206);
     expect(range.headers.get('content-range')).toBe(`bytes 0-9/${image.json.layers[0].size}`);
+    // An invalid range (last below first) is ignored there as on every path: the whole blob.
+    const invalid = await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { Range: 'bytes=5-3' } });
+    expect(invalid.status).toBe(200);
+    expect(invalid.headers.get('content-length')).toBe(String(image.json.layers[0].size));
+    expect(invalid.headers.get('content-range')).toBeNull();
+    expectHeadError(await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { Range: 'bytes=999999-' } }), 416);
     const cached = await call(reg.url, 'HEAD', `/v2/${repo}/blobs/${layer}`, { headers: { 'If-None-Match': `"${layer}"` } });
     expect(cached.status).toBe(304);
     const get = await call(reg.url, 'GET', `/v2/${repo}/blobs/${layer}`);

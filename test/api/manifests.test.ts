@@ -413,7 +413,7 @@ describe('PUT failures store nothing', () => {
     await unchanged('stable', sha256(body));
   });
 
-  it('index with a missing child -> 400 MANIFEST_UNKNOWN listing the child', async () => {
+  it('index with a missing child -> 400 MANIFEST_BLOB_UNKNOWN listing the child', async () => {
     const missing = sha256(randomBlob(50));
     const index = {
       schemaVersion: 2,
@@ -424,13 +424,13 @@ describe('PUT failures store nothing', () => {
       ],
     };
     const body = Buffer.from(JSON.stringify(index));
-    const err = expectError(await putManifest(reg.url, repo, 'stable', body, MT.ociIndex), 400, 'MANIFEST_UNKNOWN');
+    const err = expectError(await putManifest(reg.url, repo, 'stable', body, MT.ociIndex), 400, 'MANIFEST_BLOB_UNKNOWN');
     expect(JSON.stringify(err.detail)).toContain(missing);
     expect(JSON.stringify(err.detail)).not.toContain(previous.digest);
     await unchanged('stable', sha256(body));
   });
 
-  it('docker manifest list with a missing child -> 400 MANIFEST_UNKNOWN', async () => {
+  it('docker manifest list with a missing child -> 400 MANIFEST_BLOB_UNKNOWN', async () => {
     const missing = sha256(randomBlob(50));
     const list = {
       schemaVersion: 2,
@@ -438,7 +438,7 @@ describe('PUT failures store nothing', () => {
       manifests: [{ mediaType: MT.dockerManifest, digest: missing, size: 500, platform: { architecture: 'amd64', os: 'linux' } }],
     };
     const body = Buffer.from(JSON.stringify(list));
-    const err = expectError(await putManifest(reg.url, repo, 'newlist', body, MT.dockerList), 400, 'MANIFEST_UNKNOWN');
+    const err = expectError(await putManifest(reg.url, repo, 'newlist', body, MT.dockerList), 400, 'MANIFEST_BLOB_UNKNOWN');
     expect(JSON.stringify(err.detail)).toContain(missing);
     await unchanged('newlist', sha256(body));
   });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startRegistry } from '../helpers/registry.js';
 
 /** Keep-alive connections stay open for 72 s; closing must not wait for them. */
-const WELL_BELOW_KEEP_ALIVE = 10_000;
+const WELL_BELOW_KEEP_ALIVE = 30_000;
 
 describe('closing the registry', () => {
   it.each(['a response the client never read', 'a refused upload chunk whose body was still arriving'])(
@@ -28,6 +28,5 @@ describe('closing the registry', () => {
       await reg.close();
       expect(Date.now() - started).toBeLessThan(WELL_BELOW_KEEP_ALIVE);
     },
-    30_000,
   );
 });

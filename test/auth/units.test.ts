@@ -5,6 +5,7 @@ import { hashSync } from '@node-rs/bcrypt';
 import { describe, expect, it } from 'vitest';
 import { AccessRules, type Identity } from '../../src/auth/rules.js';
 import { globToRegExp } from '../../src/glob.js';
+import { ruleFor } from '../../src/gc/retention.js';
 import { covers, formatScopes, parseScopes } from '../../src/auth/scope.js';
 import { LoginThrottle } from '../../src/auth/throttle.js';
 import { hashPassword, HtpasswdUsers, isBcryptHash, parseHtpasswd, validateUserName } from '../../src/auth/users.js';
@@ -27,6 +28,26 @@ describe('repository globs', () => {
     expect(globToRegExp('app?').test('app/')).toBe(false);
     // Regex metacharacters are literal.
     expect(globToRegExp('a.b').test('axb')).toBe(false);
+  });
+
+  it('a ** component matches zero or more components, as in every glob dialect', () => {
+    const glob = globToRegExp('a/**/b');
+    expect(['a/b', 'a/x/b', 'a/x/y/b'].map((name) => glob.test(name))).toEqual([true, true, true]);
+    expect(['a/xb', 'ab', 'a/b/c', 'x/a/b'].map((name) => glob.test(name))).toEqual([false, false, false, false]);
+    const leading = globToRegExp('**/app');
+    expect(['app', 'team/app', 'a/b/app'].map((name) => leading.test(name))).toEqual([true, true, true]);
+    expect(['myapp', 'team/myapp'].map((name) => leading.test(name))).toEqual([false, false]);
+    expect(globToRegExp('a/**/**/b').test('a/b')).toBe(true);
+    // ** inside a component still crosses components, but needs the rest of that component.
+    expect(globToRegExp('team/x**').test('team/x/y')).toBe(true);
+    expect(globToRegExp('team/x**').test('team')).toBe(false);
+  });
+
+  it('access rules and retention rules both match a/b with a/**/b', () => {
+    const rules = new AccessRules([{ repositories: ['a/**/b'], users: ['*'], groups: [], actions: ['pull'] }]);
+    expect(rules.allows(anonymous, 'a/b', 'pull')).toBe(true);
+    expect(rules.allows(anonymous, 'a/c/b', 'pull')).toBe(true);
+    expect(ruleFor([{ repositories: 'a/**/b', keepLast: 1 }], 'a/b')).toBeDefined();
   });
 });
 

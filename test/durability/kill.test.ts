@@ -124,8 +124,12 @@ describe('kill -9 during concurrent pushes', () => {
     for (const killAfterMs of [700, 1300, 400]) {
       registry = await spawnRegistry(dataDir);
       const url = registry.url;
+      const manifests = () => acked.filter((a) => a.kind === 'manifest').length;
+      const before = manifests();
       const workers = [0, 1, 2, 3, 4].map((w) => pushUntilKilled(url, w, acked, inFlight));
       const big = streamForever(url);
+      // Each kill comes after the round acknowledged an image, however slow the machine.
+      while (manifests() === before) await sleep(20);
       await sleep(killAfterMs);
       await killHard(registry);
       await Promise.all([...workers, big]);

@@ -61,7 +61,7 @@ describe('a 2 GiB layer', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('pushes and pulls with flat memory', { timeout: 240_000 }, async () => {
+  it('pushes and pulls with flat memory', { timeout: 900_000 }, async () => {
     const expected = createHash('sha256');
     for (let sent = 0; sent < SIZE; sent += CHUNK.length) expected.update(CHUNK);
     const digest = `sha256:${expected.digest('hex')}`;

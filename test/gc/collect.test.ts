@@ -5,10 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkConsistency } from '../helpers/consistency.js';
 import { call, descriptor, expectError, hexOf, MT, pushBlob, pushManifest, randomBlob, sha256, uniq } from '../helpers/oci.js';
+import { HOUR, TestClock } from '../helpers/clock.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectPulls, gc, pushImageWith, pushIndex, usage, type Image } from './helpers.js';
 
-const GRACE_MS = 400;
+/**
+ * The grace period: long enough that nothing a test pushes ever outgrows it on its own,
+ * however slow the machine. A test makes things old by setting the registry's clock.
+ */
+const GRACE = '1h';
+/** Past the grace period of everything pushed so far. */
+const PAST_GRACE = 2 * HOUR;
 
 function blobFile(dataDir: string, digest: string): string {
   const hex = hexOf(digest);
@@ -25,6 +32,7 @@ function bytesOf(buffers: Buffer[]): number {
 describe('garbage collection', () => {
   let registry: TestRegistry | undefined;
   let dataDirs: string[] = [];
+  let clock: TestClock;
   afterEach(async () => {
     await registry?.close();
     registry = undefined;
@@ -33,9 +41,10 @@ describe('garbage collection', () => {
   });
 
   async function start(gcConfig: Record<string, unknown> = {}, storage: Record<string, unknown> = {}) {
+    clock = new TestClock();
     registry = await startRegistry(
-      { gc: { interval: 0, gracePeriod: `${GRACE_MS}ms`, ...gcConfig }, storage: { fsync: false, ...storage } },
-      { keepData: true },
+      { gc: { interval: 0, gracePeriod: GRACE, ...gcConfig }, storage: { fsync: false, ...storage } },
+      { keepData: true, clock: clock.now },
     );
     dataDirs.push(registry.dataDir);
     return registry;
@@ -52,7 +61,7 @@ describe('garbage collection', () => {
     expect(existsSync(blobFile(dataDir, digest))).toBe(true);
     expect((await call(url, 'HEAD', `/v2/${repo}/blobs/${digest}`)).status).toBe(200);
 
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     const plan = await gc(url, true);
     expect(plan).toMatchObject({ dryRun: true, blobs: { count: 1, bytes: 3000 }, files: { count: 1, bytes: 3000 }, reclaimedBytes: 3000 });
     expect(existsSync(blobFile(dataDir, digest))).toBe(true);
@@ -71,9 +80,13 @@ describe('garbage collection', () => {
     const repo = uniq('reup/');
     const layer = randomBlob(2000);
     await pushBlob(url, repo, layer);
-    await sleep(GRACE_MS + 100);
+    const pushed = Date.now();
+    await sleep(100);
+    const rePushed = Date.now();
     // The client uploads it again (the row stays as it was, the file is re-published)…
     await pushBlob(url, repo, layer);
+    // …and a collection runs when the row is past the grace period and the new file is not.
+    clock.set((pushed + rePushed) / 2 + HOUR);
     expect((await gc(url)).blobs.count).toBe(0);
     // …and can still reference it.
     const image = await pushImageWith(url, repo, 'v1', [layer], { unique: 0 });
@@ -86,7 +99,7 @@ describe('garbage collection', () => {
     const shared = randomBlob(5000);
     const keep = await pushImageWith(url, repo, 'keep', [shared]);
     const drop = await pushImageWith(url, repo, 'drop', [shared]);
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     expect((await gc(url)).blobs.count).toBe(0);
 
     expect((await call(url, 'DELETE', `/v2/${repo}/manifests/${drop.digest}`)).status).toBe(202);
@@ -139,7 +152,7 @@ describe('garbage collection', () => {
     const old = pushes.slice(0, 9);
     const expected = bytesOf([...old.flatMap((p) => [p.config, p.layers[2]!]), oldSignature.payload]);
 
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     const before = await usage(url);
     const plan = await gc(url, true);
     expect(plan.manifests).toHaveLength(10);
@@ -184,11 +197,11 @@ describe('garbage collection', () => {
   });
 
   it('keeps untagged manifests younger than the policy and, with the default policy, all of them', async () => {
-    const { url } = await start({ untaggedAfter: '1h' });
+    const { url } = await start({ untaggedAfter: '3h' });
     const repo = uniq('young/');
     const first = await pushImageWith(url, repo, 'x', []);
     await pushImageWith(url, repo, 'x', []);
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     expect((await gc(url)).manifests).toEqual([]);
     await expectPulls(url, repo, first.digest);
   });
@@ -212,7 +225,7 @@ describe('garbage collection', () => {
       },
       MT.ociManifest,
     );
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     const report = await gc(url);
     expect(report.manifests.map((m: { digest: string }) => m.digest)).toEqual([sbom.digest]);
     await expectPulls(url, repo, 'v1');
@@ -264,7 +277,7 @@ describe('garbage collection', () => {
     await expectPulls(url, repo, 'v0.9.0');
     await expectPulls(url, repo, 'build-1');
 
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     const later = await gc(url);
     expect(later.tags).toEqual([]);
     expect(later.reclaimedBytes).toBe(bytesOf(['build-3', 'build-4', 'build-5'].flatMap((t) => [pushed[t]!.config, ...pushed[t]!.layers])));
@@ -278,7 +291,7 @@ describe('garbage collection', () => {
     const repo = uniq('orphans/');
     const orphanOld = randomBlob(700);
     const orphanNew = randomBlob(800);
-    const old = new Date(Date.now() - 3_600_000);
+    const old = new Date(Date.now() - 3 * HOUR);
     for (const bytes of [orphanOld, orphanNew]) {
       const path = blobFile(dataDir, sha256(bytes));
       await mkdir(join(path, '..'), { recursive: true });
@@ -319,7 +332,8 @@ describe('admin API: usage and repository removal', () => {
   });
 
   it('accounts referenced, unique and shared bytes per repository, and deletes a repository', async () => {
-    registry = await startRegistry({ gc: { interval: 0, gracePeriod: `${GRACE_MS}ms` }, storage: { fsync: false } });
+    const clock = new TestClock();
+    registry = await startRegistry({ gc: { interval: 0, gracePeriod: GRACE }, storage: { fsync: false } }, { clock: clock.now });
     const { url } = registry;
     const a = uniq('acct/a');
     const b = uniq('acct/b');
@@ -355,7 +369,7 @@ describe('admin API: usage and repository removal', () => {
     expect((await call(url, 'GET', '/v2/_catalog')).json().repositories).not.toContain(a);
     expectError(await call(url, 'DELETE', `/_berth/admin/repositories/${a}`), 404, 'NAME_UNKNOWN');
 
-    await sleep(GRACE_MS + 100);
+    clock.later(PAST_GRACE);
     expect((await gc(url)).reclaimedBytes).toBe(uniqueA);
     await expectPulls(url, b, 'v1');
     await expectPulls(url, b, imageB.digest);
@@ -372,10 +386,13 @@ describe('admin API: usage and repository removal', () => {
   });
 
   it('the server collects on its schedule', async () => {
-    registry = await startRegistry({ gc: { interval: '100ms', gracePeriod: '0s' }, storage: { fsync: false } });
+    const clock = new TestClock();
+    registry = await startRegistry({ gc: { interval: '100ms', gracePeriod: GRACE }, storage: { fsync: false } }, { clock: clock.now });
     const repo = uniq('sched/');
     const digest = await pushBlob(registry.url, repo, randomBlob(100));
-    const deadline = Date.now() + 5000;
+    clock.later(PAST_GRACE);
+    // A generous bound: only a collection that never comes fails this.
+    const deadline = Date.now() + 40_000;
     while ((await call(registry.url, 'HEAD', `/v2/${repo}/blobs/${digest}`)).status === 200 && Date.now() < deadline) await sleep(50);
     expect((await call(registry.url, 'HEAD', `/v2/${repo}/blobs/${digest}`)).status).toBe(404);
   });

@@ -45,8 +45,8 @@ export async function spawnRegistry(
     // Never leave a server behind that did not come up (or logs below info, hiding the line).
     const timeout = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`berth did not report ready within 30 s: ${stderr}`));
-    }, 30_000);
+      reject(new Error(`berth did not report ready within 120 s: ${stderr}`));
+    }, 120_000);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {

@@ -3,6 +3,7 @@
  * scripted token server (token cache and expiry on a fake clock), redirects to "blob
  * storage" on another origin, timeouts and back-off.
  */
+import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeConfig } from '../../src/config.js';
@@ -12,7 +13,7 @@ import { MT, pushImage } from '../helpers/oci.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const upstreamConfig = (url: string, extra: Record<string, unknown> = {}) =>
-  makeConfig({ proxy: { upstreams: [{ name: 'up', url, timeout: '2s', ...extra }] } }).proxy.upstreams[0]!;
+  makeConfig({ proxy: { upstreams: [{ name: 'up', url, timeout: '60s', ...extra }] } }).proxy.upstreams[0]!;
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);
@@ -39,7 +40,10 @@ describe('upstream client: HTTP Basic against a Berth in basic mode', () => {
       { dataDir: seeded.dataDir },
     );
   });
-  afterAll(() => reg?.close());
+  afterAll(async () => {
+    await reg?.close();
+    if (reg) await rm(reg.dataDir, { recursive: true, force: true });
+  });
 
   it('answers the Basic challenge with the configured credentials, and fails clearly without them', async () => {
     const client = new UpstreamClient(upstreamConfig(reg.url, { username: 'mirror', password: 'pw-1' }));

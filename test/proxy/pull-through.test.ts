@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineEnv, tryRun } from '../helpers/exec.js';
 import { gzipSync } from 'node:zlib';
 import { call, descriptor, expectError, MT, pushBlob, pushImage, pushManifest, sha256, type Pushed } from '../helpers/oci.js';
+import { HOUR, TestClock } from '../helpers/clock.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { basic } from '../helpers/users.js';
 import { CountingProxy, MIRROR, PUSHER, startUpstream, type Upstream } from './helpers.js';
@@ -118,6 +119,8 @@ describe('pull-through cache', () => {
   let upstream: Upstream | undefined;
   let front: CountingProxy;
   let mirror: TestRegistry;
+  // The mirror's clock: cached tags go stale when the test moves it, not with the machine's pace.
+  const clock = new TestClock();
 
   const blobGets = () => front.count('GET', /\/blobs\/sha256:/);
   const pull = async (ref: string, dir: string) => {
@@ -144,14 +147,14 @@ describe('pull-through cache', () => {
       storage: { fsync: false },
       proxy: {
         upstreams: [
-          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1s', timeout: '10s' },
-          { name: 'direct', url: upstream.url, tagTtl: '1h', timeout: '10s' },
+          { name: 'hub', url: front.url, username: MIRROR.name, password: MIRROR.password, tagTtl: '1h', timeout: '60s' },
+          { name: 'direct', url: upstream.url, tagTtl: '1h', timeout: '60s' },
         ],
         defaultUpstream: 'hub',
         local: ['team/**'],
       },
-    });
-  }, 120_000);
+    }, { clock: clock.now });
+  });
 
   afterAll(async () => {
     await mirror?.close();
@@ -249,7 +252,7 @@ describe('pull-through cache', () => {
     expect(await digestOf()).toBe(images.v1.digest);
     expect(manifestRequests('HEAD')).toBe(heads);
 
-    await sleep(1100);
+    clock.advance(HOUR + 1000); // past the tag's TTL
     expect(await digestOf()).toBe(images.v1.digest);
     expect(await digestOf()).toBe(images.v1.digest);
     expect(manifestRequests('HEAD')).toBe(heads + 1);
@@ -262,7 +265,7 @@ describe('pull-through cache', () => {
     expect(moved.status, moved.text).toBe(201);
     expect(await digestOf()).toBe(images.v1.digest);
 
-    await sleep(1100);
+    clock.advance(HOUR + 1000);
     expect(await digestOf()).toBe(images.v2.digest);
     expect(manifestRequests('HEAD')).toBe(heads + 2);
     expect(front.requests).toContain(`GET /v2/library/app/manifests/${images.v2.digest}`);
@@ -360,7 +363,7 @@ describe('pull-through cache', () => {
     expect(front.count('GET', /\/library\/big\/manifests\//)).toBe(1);
     expect(front.count('GET', new RegExp(`/blobs/${config}`))).toBe(1);
     expect(front.count('GET', new RegExp(`/blobs/${layer}`))).toBe(1);
-  }, 120_000);
+  });
 
   it('checks a cached image against its config: a mismatch is served as upstream has it, logged and counted', async () => {
     const res = await pull('library/mismatch:v1', 'mismatch');
@@ -448,7 +451,7 @@ describe('pull-through cache', () => {
     await upstream!.app.close();
     const port = upstream!.port;
     upstream = undefined;
-    await sleep(1100); // hub's tags are stale now
+    clock.advance(HOUR + 1000); // hub's tags are stale now
     for (const [ref, image] of [['direct/public/app:v1', images.pub], ['library/app:v1', images.v1]] as const) {
       const again = await pull(ref, `down-${image.digest.slice(7, 15)}`);
       expect(again.code, again.stderr).toBe(0);
@@ -475,7 +478,7 @@ describe('pull-through cache', () => {
     const restored = await pull('direct/public/app:v2', 'direct2');
     expect(restored.code, restored.stderr).toBe(0);
     await expectPulled('direct2', images.pub2);
-  }, 60_000);
+  });
 });
 
 describe('?ns= without upstreams', () => {

@@ -54,7 +54,7 @@ describe('pull-through cache with docker registry-mirrors and containerd hosts.t
       },
     });
     dockerd = await startDockerd({ registryMirrors: [mirror.url] });
-  }, 180_000);
+  }, 600_000);
 
   afterAll(async () => {
     try {

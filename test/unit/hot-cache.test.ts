@@ -36,9 +36,9 @@ describe('HotCache', () => {
     const started = performance.now();
     for (let i = 0; i < 1000; i++) cache.read('k', () => 'v', () => 1);
     const intervals = Math.ceil((performance.now() - started) / OTHER_PROCESS_LAG_MS);
-    // One read at construction, then one per interval begun.
+    // One read at construction, then one per interval begun (however long the loop took:
+    // a check per lookup fails this unless each lookup took a whole interval).
     expect(checks).toBeLessThanOrEqual(1 + intervals + 1);
-    expect(checks).toBeLessThan(1000);
   });
 
   it('does not cache what is not there', () => {
