@@ -48,8 +48,10 @@ export function closeAfterAnswer(request: FastifyRequest, reply: FastifyReply, i
   // NO_ERROR itself, which tells the client to stop sending, and the session goes on.
   if (raw.httpVersionMajor >= 2) return;
   const linger = idleMs > 0 ? Math.min(LINGER_MS, idleMs) : LINGER_MS;
-  const socket = raw.socket as Socket & { destroySoon?: () => void };
+  const socket = raw.socket as (Socket & { destroySoon?: () => void }) | null;
   reply.header('Connection', 'close');
+  // A request whose body failed mid-stream (the disk filled, say) may have let go of its socket already.
+  if (socket === null) return;
   // Node ends a connection after a `Connection: close` answer with destroySoon(), which
   // destroys the socket as soon as the answer is written: half-close instead, and let the
   // timer below destroy it.

@@ -157,7 +157,7 @@ describe('browse API (auth mode none)', () => {
     const second = await ok(reg, `/repositories?n=2&last=${encodeURIComponent(first.next)}`);
     expect(second.repositories.map((r: { name: string }) => r.name)).toEqual(['team/multi', 'team/web']);
     expect(second.next).toBeNull();
-    expectError(await api(reg, '/repositories?n=zero'), 400, 'UNSUPPORTED');
+    expectError(await api(reg, '/repositories?n=zero'), 400, 'PAGINATION_NUMBER_INVALID');
   });
 
   it('one repository, with what the caller may do there', async () => {
